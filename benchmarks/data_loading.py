@@ -26,9 +26,7 @@ ROUNDS = 3
 
 def per_sample_transform_loader(num_workers: int) -> DataLoader:
     """The textbook pipeline: decode and normalise every image on the fly in __getitem__."""
-    transform = v2.Compose(
-        [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize([MEAN], [STD])]
-    )
+    transform = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize([MEAN], [STD])])
     dataset = torchvision.datasets.MNIST(data_dir(), train=True, transform=transform)
     return DataLoader(dataset, batch_size=BATCH_SIZE, shuffle=True, num_workers=num_workers)
 

@@ -1,9 +1,16 @@
-"""The series' network: a small CNN for 28x28 digits, in plain `torch.nn` so any loop can train it."""
+"""The series' network, `ConvNet` in plain `torch.nn`, and `MNISTClassifier`, its Lightning wrapper.
+
+Notebook 01 trains `ConvNet` with a hand-written loop; notebook 03 shows `MNISTClassifier` cell by
+cell and the later notebooks import it from here (a test checks that the two copies match).
+"""
 
 from __future__ import annotations
 
+import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
 
 
 class ConvNet(nn.Module):
@@ -50,3 +57,61 @@ class ConvNet(nn.Module):
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class MNISTClassifier(pl.LightningModule):
+    """ConvNet trained as in notebook 01: cross-entropy, AdamW and a one-cycle schedule stepped per batch."""
+
+    def __init__(
+        self,
+        channels: int = 16,
+        hidden: int = 128,
+        dropout: float = 0.1,
+        learning_rate: float = 0.01,
+        weight_decay: float = 0.01,
+    ) -> None:
+        super().__init__()
+        if not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
+            raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}.")
+        if not isinstance(weight_decay, (int, float)) or not weight_decay >= 0:
+            raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}.")
+        self.save_hyperparameters()  # stored in checkpoints, and sent to the logger's config
+        self.model = ConvNet(channels, hidden, dropout)
+        self.train_accuracy = MulticlassAccuracy(num_classes=10, average="micro")
+        self.val_accuracy = MulticlassAccuracy(num_classes=10, average="micro")
+        self.test_accuracy = MulticlassAccuracy(num_classes=10, average="micro")
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, labels = batch
+        logits = self(images)
+        loss = F.cross_entropy(logits, labels)
+        self.train_accuracy(logits, labels)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train/accuracy", self.train_accuracy, on_step=True, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        images, labels = batch
+        logits = self(images)
+        self.val_accuracy(logits, labels)
+        self.log("val/loss", F.cross_entropy(logits, labels), prog_bar=True)
+        self.log("val/accuracy", self.val_accuracy, prog_bar=True)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        images, labels = batch
+        logits = self(images)
+        self.test_accuracy(logits, labels)
+        self.log("test/loss", F.cross_entropy(logits, labels))
+        self.log("test/accuracy", self.test_accuracy)
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(
+            self.parameters(), lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay
+        )
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=self.hparams.learning_rate, total_steps=self.trainer.estimated_stepping_batches
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

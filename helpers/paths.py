@@ -29,3 +29,12 @@ def data_dir() -> Path:
 def runs_dir() -> Path:
     """Folder for W&B runs, Lightning logs and checkpoints (`$TUTORIAL_RUNS_DIR` or `runs/`)."""
     return Path(os.environ.get(RUNS_DIR_VARIABLE) or project_dir() / "runs")
+
+
+def display_path(path: str | Path) -> str:
+    """`path` relative to the project folder when it lies inside it: printed paths then name no machine."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(project_dir().resolve()))
+    except ValueError:
+        return str(path)

@@ -30,9 +30,13 @@ def plot_samples(
     if ncols <= 0:
         raise ValueError(f"ncols must be a positive integer, got {ncols!r}.")
     if len(images) == 0 or len(images) != len(labels):
-        raise ValueError(f"images and labels must be non-empty and of equal length, got {len(images)} and {len(labels)}.")
+        raise ValueError(
+            f"images and labels must be non-empty and of equal length, got {len(images)} and {len(labels)}."
+        )
     if predictions is not None and len(predictions) != len(labels):
-        raise ValueError(f"predictions must have one entry per image, got {len(predictions)} for {len(labels)}.")
+        raise ValueError(
+            f"predictions must have one entry per image, got {len(predictions)} for {len(labels)}."
+        )
     pixels = _as_numpy(images).reshape(len(images), 28, 28) * STD + MEAN
     labels = _as_numpy(labels)
     nrows = -(-len(images) // ncols)
@@ -53,7 +57,9 @@ def plot_samples(
     return fig
 
 
-def plot_curves(history: pd.DataFrame, x: str = "epoch", metrics: Sequence[str] = ("loss", "accuracy")) -> Figure:
+def plot_curves(
+    history: pd.DataFrame, x: str = "epoch", metrics: Sequence[str] = ("loss", "accuracy")
+) -> Figure:
     """One panel per metric, with a line for each column named `<split>/<metric>` or `<split>_<metric>`.
 
     Works on a notebook's own history, Lightning's `metrics.csv` and a W&B run's history alike;
@@ -63,10 +69,13 @@ def plot_curves(history: pd.DataFrame, x: str = "epoch", metrics: Sequence[str] 
     if x not in history.columns:
         raise ValueError(f"x={x!r} is not a column of the history; columns are {sorted(history.columns)}.")
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.5), squeeze=False)
-    for ax, metric in zip(axes.flat, metrics):
+    for ax, metric in zip(axes.flat, metrics, strict=True):
         columns = [c for c in history.columns if c.endswith((f"/{metric}", f"_{metric}"))]
         if not columns:
-            raise ValueError(f"no column of the history ends in '/{metric}' or '_{metric}'; columns are {sorted(history.columns)}.")
+            raise ValueError(
+                f"no column of the history ends in '/{metric}' or '_{metric}'; "
+                f"columns are {sorted(history.columns)}."
+            )
         for column in columns:
             points = history[[x, column]].dropna()
             ax.plot(points[x], points[column], marker="o" if len(points) < 20 else None, label=column)
@@ -88,15 +97,28 @@ def plot_confusion_matrix(
     """A seaborn heatmap of counts, true class down the side and predicted class along the top."""
     targets, predictions = _as_numpy(targets).astype(int), _as_numpy(predictions).astype(int)
     if targets.shape != predictions.shape:
-        raise ValueError(f"targets and predictions must have the same length, got {len(targets)} and {len(predictions)}.")
+        raise ValueError(
+            f"targets and predictions must have the same length, got {len(targets)} and {len(predictions)}."
+        )
     n = len(class_names)
-    if targets.size and (min(targets.min(), predictions.min()) < 0 or max(targets.max(), predictions.max()) >= n):
+    if targets.size and (
+        min(targets.min(), predictions.min()) < 0 or max(targets.max(), predictions.max()) >= n
+    ):
         raise ValueError(f"class indices must lie in [0, {n}) for {n} class_names.")
     counts = np.zeros((n, n), dtype=int)
     np.add.at(counts, (targets, predictions), 1)
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    sns.heatmap(counts, annot=True, fmt="d", cmap="Blues", cbar=False, ax=ax,
-                xticklabels=class_names, yticklabels=class_names, annot_kws={"fontsize": 8})
+    sns.heatmap(
+        counts,
+        annot=True,
+        fmt="d",
+        cmap="Blues",
+        cbar=False,
+        ax=ax,
+        xticklabels=class_names,
+        yticklabels=class_names,
+        annot_kws={"fontsize": 8},
+    )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(f"Confusion matrix ({int(np.trace(counts))} of {counts.sum()} correct)")

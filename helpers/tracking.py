@@ -172,7 +172,9 @@ def read_run(path: str | Path) -> RunRecord:
                     type=artifact["type"],
                     aliases=list(artifact.get("aliases", [])),
                     digest=artifact["digest"],
-                    files={e["path"]: Path(e["local_path"]) for e in artifact["manifest"].get("contents", [])},
+                    files={
+                        e["path"]: Path(e["local_path"]) for e in artifact["manifest"].get("contents", [])
+                    },
                 )
             )
     system_metrics = pd.DataFrame(stats)

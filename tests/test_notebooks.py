@@ -1,0 +1,147 @@
+"""Notebook hygiene: what a reader (and nbval) would trip over in a stored notebook."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+REPOSITORY = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+ALLOWED_TAGS = {"nbval-check-output", "nbval-ignore-output", "nbval-skip", "raises-exception"}
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def source(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+def code_cells(notebook: dict) -> list[dict]:
+    return [c for c in notebook["cells"] if c["cell_type"] == "code"]
+
+
+def test_there_are_notebooks_numbered_from_01_without_gaps():
+    assert NOTEBOOKS, "notebooks/ holds no notebook"
+    for path in NOTEBOOKS:
+        assert re.fullmatch(r"\d{2}_[a-z0-9]+(_[a-z0-9]+)*\.ipynb", path.name), path.name
+    numbers = [int(p.name[:2]) for p in NOTEBOOKS]
+    assert numbers == list(range(1, len(NOTEBOOKS) + 1))
+
+
+@pytest.fixture(params=NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def notebook(request) -> tuple[Path, dict]:
+    return request.param, load(request.param)
+
+
+def test_first_cell_has_title_badge_and_runtime(notebook):
+    path, nb = notebook
+    first = nb["cells"][0]
+    assert first["cell_type"] == "markdown"
+    text = source(first)
+    assert text.startswith(f"# {path.name[:2]} · ")
+    slug = REPOSITORY.removeprefix("https://github.com/")
+    badges = re.findall(r"https://colab\.research\.google\.com/github/[^)\s]+", text)
+    assert badges == [f"https://colab.research.google.com/github/{slug}/blob/main/notebooks/{path.name}"]
+    assert re.search(r"\*\*Runtime:\*\* about \d+ s on a 2-core CPU", text)
+
+
+def test_second_cell_installs_the_helpers_only_in_colab(notebook):
+    _, nb = notebook
+    setup = source(nb["cells"][1])
+    assert '"google.colab" in sys.modules' in setup
+    assert f"git+{REPOSITORY}" in setup
+
+
+def run_setup_cell(nb: dict, monkeypatch, in_colab: bool) -> list[list[str]]:
+    """Execute the setup cell with subprocess.run recorded, with or without a stand-in Colab."""
+    commands: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: commands.append(command))
+    if in_colab:
+        colab = types.ModuleType("google.colab")
+        colab.output = types.SimpleNamespace(
+            enable_custom_widget_manager=lambda: commands.append(["widgets"])
+        )
+        monkeypatch.setitem(sys.modules, "google.colab", colab)
+    else:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    exec(compile(source(nb["cells"][1]), "setup-cell", "exec"), {})
+    return commands
+
+
+def test_setup_cell_in_colab_and_elsewhere(notebook, monkeypatch):
+    _, nb = notebook
+    assert run_setup_cell(nb, monkeypatch, in_colab=False) == []
+    install, widgets = run_setup_cell(nb, monkeypatch, in_colab=True)
+    assert install == [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        f"lightning-wandb-tutorials @ git+{REPOSITORY}",
+    ]
+    assert not any(arg.startswith(("torch", "-U", "--upgrade", "--force")) for arg in install)
+    assert widgets == ["widgets"]
+
+
+def test_executed_in_order_without_errors(notebook):
+    _, nb = notebook
+    cells = [c for c in code_cells(nb) if source(c).strip()]
+    counts = [c["execution_count"] for c in cells]
+    assert None not in counts, "some code cells were never executed"
+    assert counts == list(range(1, len(counts) + 1)), "not executed top to bottom in one fresh kernel"
+    for cell in cells:
+        for output in cell["outputs"]:
+            assert output["output_type"] != "error", f"error output: {output.get('ename')}"
+            if output["output_type"] == "stream":
+                assert "Traceback" not in "".join(output["text"])
+
+
+def test_tags_are_known_and_some_outputs_are_checked(notebook):
+    _, nb = notebook
+    tags = [t for c in nb["cells"] for t in c.get("metadata", {}).get("tags", [])]
+    assert set(tags) <= ALLOWED_TAGS
+    assert "nbval-check-output" in tags
+
+
+def test_no_machine_paths_secrets_or_blobs(notebook):
+    path, nb = notebook
+    text = path.read_text()
+    for local in {str(ROOT), str(ROOT.parent), os.path.expanduser("~"), "/tmp/", "/root/"}:
+        assert local not in text, f"{path.name} contains the local path {local}"
+    assert not re.search(r"(?<![0-9a-f])[0-9a-f]{40}(?![0-9a-f])", text), (
+        "something shaped like a W&B API key"
+    )
+    assert "WANDB_API_KEY=" not in text
+    assert path.stat().st_size < 1_000_000
+    widget_state = json.dumps(nb["metadata"].get("widgets", {}))
+    assert len(widget_state) < 100_000
+
+
+def test_ends_with_a_summary_and_links_resolve(notebook):
+    path, nb = notebook
+    last = nb["cells"][-1]
+    assert last["cell_type"] == "markdown" and "## Summary" in source(last)
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            for target in re.findall(r"\]\(([^)#\s]+\.ipynb)\)", source(cell)):
+                assert (path.parent / target).is_file(), f"{path.name} links to missing {target}"
+
+
+def test_readme_lists_every_notebook_with_its_runtime():
+    readme = (ROOT / "README.md").read_text()
+    for path in NOTEBOOKS:
+        rows = [line for line in readme.splitlines() if path.name in line and line.startswith("|")]
+        assert rows, f"README's table does not list {path.name}"
+        assert re.search(r"\d+ s", rows[0]), f"README gives no runtime for {path.name}"

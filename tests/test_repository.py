@@ -1,0 +1,31 @@
+"""The repository's promises: one test command shared by README and CI, no data committed."""
+
+import re
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_commands() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```bash\n(.+?)\n```", section, flags=re.S)
+
+
+def test_readme_gives_two_commands_and_ci_runs_the_test_command():
+    commands = readme_commands()
+    assert len(commands) == 2
+    open_lab, run_tests = commands
+    assert "jupyter lab" in open_lab and "pytest" in run_tests
+    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert run_tests.strip() in ci_lines
+
+
+def test_no_dataset_or_run_files_are_tracked():
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    files = tracked.split()
+    assert [f for f in files if f.startswith("data/")] == ["data/README.md"]
+    assert not [
+        f for f in files if f.startswith(("runs/", "wandb/", "lightning_logs/")) or f.endswith(".ckpt")
+    ]

@@ -1,0 +1,190 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from helpers import tracking
+from helpers.tracking import find_runs, read_run, setup_wandb
+
+# A small offline run with every kind of record that read_run reads back. It runs in its own
+# process so that its WANDB_* settings apply (W&B reads them once per process).
+RUN_SCRIPT = textwrap.dedent(
+    """
+    import time
+    import numpy as np
+    import wandb
+
+    run = wandb.init(
+        project="tests", name="readback", tags=["a", "b"], config={"lr": 0.01, "batch_size": 32},
+        settings=wandb.Settings(x_stats_sampling_interval=0.5),
+    )
+    run.define_metric("epoch")
+    run.define_metric("val/*", step_metric="epoch")
+    run.define_metric("val/loss", summary="min")
+    run.define_metric("val/accuracy", summary="max")
+    for step in range(6):
+        run.log({"train/loss": 1.0 / (step + 1)})
+    for epoch, (loss, accuracy) in enumerate([(0.5, 0.8), (0.3, 0.9), (0.4, 0.85)]):
+        run.log({"val/loss": loss, "val/accuracy": accuracy, "epoch": epoch})
+    run.log({"digits": wandb.Image(np.zeros((28, 28), dtype=np.uint8)),
+             "predictions": wandb.Table(columns=["label", "prediction"], data=[[1, 1], [2, 7]])})
+    run.summary["test/accuracy"] = 0.875
+    with open("weights.bin", "wb") as file:
+        file.write(b"weights")
+    artifact = wandb.Artifact("convnet", type="model", metadata={"epochs": 3})
+    artifact.add_file("weights.bin")
+    run.log_artifact(artifact, aliases=["best"])
+    time.sleep(1.5)  # let the system monitor take a sample or two
+    run.finish()
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def offline_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("wandb-run")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(
+        WANDB_MODE="offline",
+        WANDB_SILENT="true",
+        WANDB_DIR=str(folder),
+        WANDB_DATA_DIR=str(folder / "staging"),
+        WANDB_CACHE_DIR=str(folder / "cache"),
+        WANDB_CONFIG_DIR=str(folder / "config"),
+    )
+    subprocess.run([sys.executable, "-c", RUN_SCRIPT], cwd=folder, env=env, check=True, timeout=120)
+    (run_dir,) = find_runs(folder / "wandb")
+    return read_run(run_dir)
+
+
+def test_reads_identity_and_config(offline_run):
+    assert offline_run.name == "readback" and offline_run.project == "tests"
+    assert offline_run.state == "finished" and offline_run.tags == ["a", "b"]
+    assert offline_run.config == {"lr": 0.01, "batch_size": 32}
+    assert offline_run.path.name.startswith("offline-run-") and offline_run.id in offline_run.path.name
+
+
+def test_reads_history_as_a_dataframe(offline_run):
+    history = offline_run.history
+    assert history["train/loss"].dropna().tolist() == pytest.approx([1, 1 / 2, 1 / 3, 1 / 4, 1 / 5, 1 / 6])
+    validation = history.dropna(subset=["val/loss"])
+    assert validation["epoch"].tolist() == [0, 1, 2]
+    assert validation["val/accuracy"].tolist() == [0.8, 0.9, 0.85]
+    assert history["_step"].tolist() == list(range(10))
+
+
+def test_summary_keeps_define_metric_min_and_max(offline_run):
+    summary = offline_run.summary
+    assert summary["val/loss"] == {"min": 0.3}
+    assert summary["val/accuracy"] == {"max": 0.9}
+    assert summary["test/accuracy"] == 0.875
+    assert summary["train/loss"] == pytest.approx(1 / 6)
+    assert summary["predictions"]["_type"] == "table-file" and summary["predictions"]["nrows"] == 2
+
+
+def test_logged_media_files_are_on_disk(offline_run):
+    image_paths = offline_run.history["digits.path"].dropna().tolist()
+    table_paths = offline_run.history["predictions.path"].dropna().tolist()
+    assert len(image_paths) == len(table_paths) == 1
+    assert (offline_run.files_dir / image_paths[0]).is_file()
+    assert (offline_run.files_dir / table_paths[0]).is_file()
+    assert set(image_paths + table_paths) <= set(offline_run.files)
+
+
+def test_artifacts_with_aliases_and_files(offline_run):
+    (model,) = [a for a in offline_run.artifacts if a.type == "model"]
+    assert model.name == "convnet" and sorted(model.aliases) == ["best", "latest"]
+    assert list(model.files) == ["weights.bin"]
+    assert model.files["weights.bin"].read_bytes() == b"weights"
+    assert any(a.type == "run_table" for a in offline_run.artifacts)
+
+
+def test_system_metrics(offline_run):
+    metrics = offline_run.system_metrics
+    assert len(metrics) >= 2
+    assert {"timestamp", "memory_percent", "proc.memory.rssMB"} <= set(metrics.columns)
+    assert metrics["timestamp"].is_monotonic_increasing
+
+
+def test_read_run_refuses_a_folder_without_a_run(tmp_path):
+    with pytest.raises(ValueError, match="is not a W&B run folder"):
+        read_run(tmp_path)
+
+
+@pytest.fixture
+def clean_env(tmp_path, monkeypatch):
+    for name in (
+        "WANDB_MODE",
+        "WANDB_API_KEY",
+        "WANDB_BASE_URL",
+        "WANDB_DIR",
+        "WANDB_DATA_DIR",
+        "WANDB_CACHE_DIR",
+        "WANDB_ARTIFACT_DIR",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    monkeypatch.setenv("TUTORIAL_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    return tmp_path
+
+
+def test_offline_without_a_key(clean_env, capsys):
+    assert setup_wandb() == "offline"
+    assert os.environ["WANDB_MODE"] == "offline"
+    out = capsys.readouterr().out
+    assert out.startswith("W&B mode: offline (no API key found") and out.count("\n") == 1
+    assert os.environ["WANDB_DIR"] == str(clean_env / "runs")
+    assert os.environ["WANDB_DATA_DIR"].startswith(str(clean_env / "runs"))
+
+
+def test_online_with_a_key_and_the_key_is_never_printed(clean_env, monkeypatch, capsys):
+    secret = "0123456789abcdef0123456789abcdef01234567"
+    monkeypatch.setenv("WANDB_API_KEY", secret)
+    assert setup_wandb() == "online"
+    out = capsys.readouterr().out
+    assert "WANDB_API_KEY is set" in out and secret not in out
+
+
+def test_online_after_wandb_login(clean_env, capsys):
+    (clean_env / "netrc").write_text("machine api.wandb.ai\n  login user\n  password abc\n")
+    (clean_env / "netrc").chmod(0o600)
+    assert setup_wandb() == "online"
+    assert "`wandb login` stored an API key" in capsys.readouterr().out
+
+
+def test_readers_mode_wins(clean_env, monkeypatch, capsys):
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert setup_wandb() == "disabled"
+    assert "WANDB_MODE is set" in capsys.readouterr().out
+
+
+def test_colab_secret(clean_env, monkeypatch):
+    class FakeUserdata:
+        @staticmethod
+        def get(name):
+            assert name == "WANDB_API_KEY"
+            return "k" * 40
+
+    fake_colab = type(sys)("google.colab")
+    fake_colab.userdata = FakeUserdata
+    monkeypatch.setitem(sys.modules, "google.colab", fake_colab)
+    assert setup_wandb() == "online"
+    assert os.environ["WANDB_API_KEY"] == "k" * 40
+
+
+def test_unknown_mode_is_refused(clean_env, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "sometimes")
+    with pytest.raises(ValueError, match="WANDB_MODE must be one of online, offline, disabled, shared"):
+        setup_wandb()
+
+
+def test_folders_the_reader_set_are_kept(clean_env, monkeypatch):
+    monkeypatch.setenv("WANDB_DIR", str(clean_env / "mine"))
+    tracking.use_repo_folders()
+    assert os.environ["WANDB_DIR"] == str(clean_env / "mine")
