@@ -60,14 +60,18 @@ def use_repo_folders() -> Path:
     return base
 
 
-def setup_wandb() -> str:
+def setup_wandb(silent: bool = True) -> str:
     """Decide W&B's mode, export it as `WANDB_MODE` and say in one line which mode and why.
 
     The reader's own `WANDB_MODE` wins; otherwise runs go online when an API key is configured
     (`WANDB_API_KEY`, `wandb login`, or a Colab secret) and offline when not, so no notebook
     ever stops at a login prompt. `wandb.init` and `WandbLogger` both follow `WANDB_MODE`.
+    With `silent`, W&B's own banner (which names this machine's folders) is switched off through
+    `WANDB_SILENT`, unless the reader set that variable; notebooks print the run's folder or URL.
     """
     use_repo_folders()
+    if silent:
+        os.environ.setdefault("WANDB_SILENT", "true")
     mode = os.environ.get("WANDB_MODE", "").strip().lower()
     if mode:
         if mode not in WANDB_MODES + ("dryrun", "run"):

@@ -45,3 +45,53 @@ def test_eval_mode_is_deterministic():
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ConvNet(**kwargs)
+
+
+def test_classifier_logs_the_keys_the_notebooks_read(tmp_path):
+    import pandas as pd
+    import pytorch_lightning as pl
+    from pytorch_lightning.loggers import CSVLogger
+    from torch.utils.data import TensorDataset
+
+    from helpers.data import tensor_batches
+    from helpers.models import MNISTClassifier
+
+    pl.seed_everything(0)
+    data = TensorDataset(torch.randn(256, 1, 28, 28), torch.randint(0, 10, (256,)))
+    model = MNISTClassifier(learning_rate=0.005)
+    trainer = pl.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=CSVLogger(tmp_path, name="t"),
+        log_every_n_steps=1,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
+    trainer.fit(model, tensor_batches(data, 64, shuffle=True), tensor_batches(data, 128))
+    trainer.test(model, tensor_batches(data, 128), verbose=False)
+    metrics = pd.read_csv(tmp_path / "t" / "version_0" / "metrics.csv")
+    assert set(metrics.columns) == {
+        "epoch", "step", "train/loss_step", "train/loss_epoch", "train/accuracy_step",
+        "train/accuracy_epoch", "val/loss", "val/accuracy", "test/loss", "test/accuracy",
+    }  # fmt: skip
+    assert metrics["train/loss_step"].notna().sum() == 8  # 4 batches x 2 epochs
+    assert metrics["val/loss"].notna().sum() == 2
+    # the one-cycle schedule is stepped per batch: after its 8 steps the rate is far below its peak
+    assert trainer.optimizers[0].param_groups[0]["lr"] < 0.1 * 0.005
+    assert model.hparams.learning_rate == 0.005 and model.hparams.channels == 16
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"learning_rate": 0}, "learning_rate must be a positive number"),
+        ({"weight_decay": -1}, "weight_decay must be a number >= 0"),
+        ({"channels": -2}, "channels must be a positive integer"),
+    ],
+)
+def test_classifier_bad_arguments(kwargs, message):
+    from helpers.models import MNISTClassifier
+
+    with pytest.raises(ValueError, match=message):
+        MNISTClassifier(**kwargs)

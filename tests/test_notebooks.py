@@ -145,3 +145,14 @@ def test_readme_lists_every_notebook_with_its_runtime():
         rows = [line for line in readme.splitlines() if path.name in line and line.startswith("|")]
         assert rows, f"README's table does not list {path.name}"
         assert re.search(r"\d+ s", rows[0]), f"README gives no runtime for {path.name}"
+
+
+def test_notebook_03_shows_the_classifier_that_helpers_ships():
+    """The class the reader learns from in 03 is the one later notebooks import: no copy that can drift."""
+    import inspect
+
+    from helpers.models import MNISTClassifier
+
+    (path,) = [p for p in NOTEBOOKS if p.name.startswith("03_")]
+    cells = [source(c).strip() for c in code_cells(load(path))]
+    assert inspect.getsource(MNISTClassifier).strip() in cells

@@ -118,6 +118,7 @@ def test_read_run_refuses_a_folder_without_a_run(tmp_path):
 @pytest.fixture
 def clean_env(tmp_path, monkeypatch):
     for name in (
+        "WANDB_SILENT",
         "WANDB_MODE",
         "WANDB_API_KEY",
         "WANDB_BASE_URL",
@@ -140,6 +141,17 @@ def test_offline_without_a_key(clean_env, capsys):
     assert out.startswith("W&B mode: offline (no API key found") and out.count("\n") == 1
     assert os.environ["WANDB_DIR"] == str(clean_env / "runs")
     assert os.environ["WANDB_DATA_DIR"].startswith(str(clean_env / "runs"))
+
+
+def test_silences_wandb_unless_the_reader_chose(clean_env, monkeypatch):
+    setup_wandb()
+    assert os.environ["WANDB_SILENT"] == "true"
+    monkeypatch.setenv("WANDB_SILENT", "false")
+    setup_wandb()
+    assert os.environ["WANDB_SILENT"] == "false"
+    monkeypatch.delenv("WANDB_SILENT")
+    setup_wandb(silent=False)
+    assert "WANDB_SILENT" not in os.environ
 
 
 def test_online_with_a_key_and_the_key_is_never_printed(clean_env, monkeypatch, capsys):
