@@ -27,7 +27,14 @@ from PIL import Image
 from helpers.models import ConvNet
 from helpers.tracking import RunRecord, find_runs, read_run
 
-CONFIG = {"batch_size": 16, "epochs": 2, "max_learning_rate": 0.01, "channels": 4, "hidden": 8, "dropout": 0.1}
+CONFIG = {
+    "batch_size": 16,
+    "epochs": 2,
+    "max_learning_rate": 0.01,
+    "channels": 4,
+    "hidden": 8,
+    "dropout": 0.1,
+}
 STEPS_PER_EPOCH = 4
 WATCH_EVERY = 3  # 8 training steps: snapshots after the 3rd and the 6th backward pass
 TABLE_ROWS = 5
@@ -37,7 +44,9 @@ TEST_IMAGES = 32
 def fake_data(seed: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Random normalised images and labels, the same for the same seed."""
     generator = torch.Generator().manual_seed(seed)
-    return torch.randn(count, 1, 28, 28, generator=generator), torch.randint(0, 10, (count,), generator=generator)
+    return torch.randn(count, 1, 28, 28, generator=generator), torch.randint(
+        0, 10, (count,), generator=generator
+    )
 
 
 def make_model(config: dict) -> ConvNet:
@@ -79,7 +88,8 @@ def make_run() -> None:
     val_images, val_labels = fake_data(seed=3, count=config.batch_size)
     for epoch in range(1, config.epochs + 1):
         model.train()
-        for batch_images, batch_labels in zip(images.split(config.batch_size), labels.split(config.batch_size)):
+        batches = zip(images.split(config.batch_size), labels.split(config.batch_size), strict=True)
+        for batch_images, batch_labels in batches:
             logits = model(batch_images)
             loss = F.cross_entropy(logits, batch_labels)
             optimizer.zero_grad()
@@ -90,11 +100,13 @@ def make_run() -> None:
         model.eval()
         with torch.no_grad():
             val_logits = model(val_images)
-        run.log({
-            "epoch": epoch,
-            "val/loss": F.cross_entropy(val_logits, val_labels).item(),
-            "val/accuracy": (val_logits.argmax(dim=1) == val_labels).float().mean().item(),
-        })
+        run.log(
+            {
+                "epoch": epoch,
+                "val/loss": F.cross_entropy(val_logits, val_labels).item(),
+                "val/accuracy": (val_logits.argmax(dim=1) == val_labels).float().mean().item(),
+            }
+        )
 
     test_images, test_labels = fake_data(seed=2, count=TEST_IMAGES)
     with torch.no_grad():
@@ -102,15 +114,21 @@ def make_run() -> None:
     table = wandb.Table(columns=["index", "image", "truth", "prediction", "confidence"])
     for i in range(TABLE_ROWS):
         pixels = (test_images[i, 0].sigmoid() * 255).round().to(torch.uint8).numpy()
-        table.add_data(i, wandb.Image(pixels), int(test_labels[i]), int(predictions[i]), confidences[i].item())
+        table.add_data(
+            i, wandb.Image(pixels), int(test_labels[i]), int(predictions[i]), confidences[i].item()
+        )
     run.log({"test/predictions": table})
     curve = wandb.Table(columns=["threshold", "accuracy"], data=[[0.5, 0.9], [0.9, 0.99]])
-    run.log({
-        "test/accuracy_vs_threshold": wandb.plot.line(curve, "threshold", "accuracy", title="accuracy"),
-        "test/confusion_matrix": wandb.plot.confusion_matrix(
-            y_true=test_labels.tolist(), preds=predictions.tolist(), class_names=[str(d) for d in range(10)]
-        ),
-    })
+    run.log(
+        {
+            "test/accuracy_vs_threshold": wandb.plot.line(curve, "threshold", "accuracy", title="accuracy"),
+            "test/confusion_matrix": wandb.plot.confusion_matrix(
+                y_true=test_labels.tolist(),
+                preds=predictions.tolist(),
+                class_names=[str(d) for d in range(10)],
+            ),
+        }
+    )
     run.summary["test/accuracy"] = accuracy_on_test_data(model)
 
     model_path = runs_dir() / "models" / f"convnet-{run.id}.pt"
@@ -201,7 +219,7 @@ def test_predictions_table_and_its_images_are_on_disk(record: RunRecord) -> None
     table = json.loads(artifact.files["test/predictions.table.json"].read_text())
     assert table["columns"] == ["index", "image", "truth", "prediction", "confidence"]
     assert len(table["data"]) == TABLE_ROWS
-    for index, image, truth, prediction, confidence in table["data"]:
+    for _index, image, truth, prediction, confidence in table["data"]:
         assert image["_type"] == "image-file" and (image["width"], image["height"]) == (28, 28)
         png = Path(artifact.files[image["path"]])
         with Image.open(png) as thumbnail:
@@ -213,7 +231,8 @@ def test_custom_charts_are_logged_with_their_tables(record: RunRecord) -> None:
     line = record.summary["test/accuracy_vs_threshold_table"]
     matrix = record.summary["test/confusion_matrix_table"]
     assert (line["_type"], line["nrows"]) == ("table-file", 2)
-    assert (matrix["_type"], matrix["nrows"]) == ("table-file", 100)  # every (true, predicted) pair of 10 classes
+    # one row for every (true, predicted) pair of the 10 classes
+    assert (matrix["_type"], matrix["nrows"]) == ("table-file", 100)
     for chart in (line, matrix):
         assert (record.files_dir / chart["path"]).is_file()
     assert sum(a.type == "run_table" for a in record.artifacts) == 3
@@ -225,7 +244,9 @@ def test_model_artifact_holds_loadable_weights(record: RunRecord) -> None:
     assert sorted(artifact.aliases) == ["latest", "notebook-02"]
     assert list(artifact.files) == ["model.pt"]
     weights = artifact.files["model.pt"]
-    assert weights.name == f"convnet-{record.id}.pt", "policy='immutable' references the file where it was saved"
+    assert weights.name == f"convnet-{record.id}.pt", (
+        "policy='immutable' references the file where it was saved"
+    )
     model = make_model(record.config)
     model.load_state_dict(torch.load(weights, weights_only=True))
     assert accuracy_on_test_data(model) == record.summary["test/accuracy"]
