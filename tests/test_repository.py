@@ -29,3 +29,11 @@ def test_no_dataset_or_run_files_are_tracked():
     assert not [
         f for f in files if f.startswith(("runs/", "wandb/", "lightning_logs/")) or f.endswith(".ckpt")
     ]
+
+
+def test_every_picture_the_readme_shows_is_in_images():
+    readme = (ROOT / "README.md").read_text()
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme)
+    assert pictures, "the README shows no picture"
+    for picture in pictures:
+        assert picture.startswith("images/") and (ROOT / picture).is_file(), picture
