@@ -1,0 +1,220 @@
+"""Lightning callbacks that show what a classifier does on validation images, logged to W&B.
+
+They work with any classification `LightningModule` whose forward pass maps a batch of inputs to
+class logits, and with any validation loader that yields `(inputs, labels)` batches: they call
+`pl_module(inputs)` and nothing else of the model. Each looks at a bounded number of validation
+samples, on rank zero only, so it costs little. Without a `WandbLogger` they say so once and skip
+(the confusion matrix is then saved as a PNG beside the logs instead).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pytorch_lightning as pl
+import torch
+import wandb
+from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.utilities import rank_zero_warn
+
+from helpers.plotting import plot_confusion_matrix
+
+ToPixels = Callable[[torch.Tensor], torch.Tensor]
+
+
+def find_wandb_logger(trainer: pl.Trainer) -> WandbLogger | None:
+    """The trainer's `WandbLogger`, if it has one among its loggers."""
+    return next((logger for logger in trainer.loggers if isinstance(logger, WandbLogger)), None)
+
+
+def _check_positive_int(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
+def _rescale(images: torch.Tensor) -> torch.Tensor:
+    """Stretch each image to [0, 1], for inputs whose normalisation the callback does not know."""
+    flat = images.flatten(1)
+    low, high = flat.min(dim=1).values, flat.max(dim=1).values
+    shape = (-1,) + (1,) * (images.dim() - 1)
+    return (images - low.view(shape)) / (high - low).clamp_min(1e-8).view(shape)
+
+
+class _ValidationSamples(pl.Callback):
+    """Shared plumbing: the first `num_samples` validation samples and the model's predictions on them."""
+
+    needs_wandb = True  # skip when the Trainer has no WandbLogger
+
+    def __init__(
+        self, num_samples: int, class_names: Sequence[str] | None = None, to_pixels: ToPixels | None = None
+    ) -> None:
+        _check_positive_int("num_samples", num_samples)
+        self.num_samples = num_samples
+        self.class_names = list(class_names) if class_names is not None else None
+        self.to_pixels = to_pixels or _rescale
+        self.wandb_logger: WandbLogger | None = None
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.wandb_logger = find_wandb_logger(trainer)
+        if self.wandb_logger is None and self.needs_wandb:
+            rank_zero_warn(
+                f"{type(self).__name__} logs to W&B, but this Trainer has no WandbLogger: it will skip."
+            )
+
+    def name_of(self, index: int) -> str:
+        return self.class_names[index] if self.class_names is not None else str(index)
+
+    def samples(self, trainer: pl.Trainer) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first `num_samples` (inputs, labels) of the first validation loader, on the CPU."""
+        loader = trainer.val_dataloaders
+        loader = loader[0] if isinstance(loader, (list, tuple)) else loader
+        inputs, labels, count = [], [], 0
+        for batch_inputs, batch_labels in loader:
+            inputs.append(batch_inputs.cpu())
+            labels.append(batch_labels.cpu())
+            count += len(batch_labels)
+            if count >= self.num_samples:
+                break
+        return torch.cat(inputs)[: self.num_samples], torch.cat(labels)[: self.num_samples]
+
+    @torch.no_grad()
+    def predict(self, pl_module: pl.LightningModule, inputs: torch.Tensor) -> torch.Tensor:
+        """Class probabilities for `inputs`, in batches, with the model in eval mode."""
+        was_training = pl_module.training
+        pl_module.eval()
+        probabilities = torch.cat(
+            [
+                pl_module(batch.to(pl_module.device)).softmax(dim=1).float().cpu()
+                for batch in inputs.split(1000)
+            ]
+        )
+        pl_module.train(was_training)
+        return probabilities
+
+    def should_run(self, trainer: pl.Trainer) -> bool:
+        return (
+            trainer.is_global_zero
+            and not trainer.sanity_checking
+            and (self.wandb_logger or not self.needs_wandb)
+        )
+
+
+class LogPredictions(_ValidationSamples):
+    """After each validation epoch, log a fixed set of validation images with truth, prediction and
+    confidence: as an image panel (`val/predictions`) and as a table (`val/prediction_table`), so
+    that the W&B UI shows the predictions improve from epoch to epoch."""
+
+    def __init__(
+        self,
+        num_samples: int = 32,
+        class_names: Sequence[str] | None = None,
+        to_pixels: ToPixels | None = None,
+    ) -> None:
+        super().__init__(num_samples, class_names, to_pixels)
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.should_run(trainer):
+            return
+        inputs, labels = self.samples(trainer)
+        confidences, predictions = self.predict(pl_module, inputs).max(dim=1)
+        pixels = self.to_pixels(inputs).clamp(0, 1)
+        rows = [
+            (pixel, self.name_of(t), self.name_of(p), round(c, 4))
+            for pixel, t, p, c in zip(
+                pixels, labels.tolist(), predictions.tolist(), confidences.tolist(), strict=True
+            )
+        ]
+        step = trainer.global_step
+        self.wandb_logger.log_image(
+            key="val/predictions",
+            images=[row[0] for row in rows],
+            caption=[f"{p} ({c:.0%}), true {t}" for _, t, p, c in rows],
+            step=step,
+        )
+        self.wandb_logger.log_table(
+            key="val/prediction_table",
+            columns=["epoch", "image", "truth", "prediction", "confidence"],
+            data=[[trainer.current_epoch, wandb.Image(pixel), t, p, c] for pixel, t, p, c in rows],
+            step=step,
+        )
+
+
+class LogMisclassified(_ValidationSamples):
+    """After each validation epoch, log the validation samples the model gets wrong (among the first
+    `num_samples`, at most `max_rows`, least confident first) as a table (`val/misclassified`)."""
+
+    def __init__(
+        self,
+        num_samples: int = 1000,
+        max_rows: int = 64,
+        class_names: Sequence[str] | None = None,
+        to_pixels: ToPixels | None = None,
+    ) -> None:
+        super().__init__(num_samples, class_names, to_pixels)
+        _check_positive_int("max_rows", max_rows)
+        self.max_rows = max_rows
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.should_run(trainer):
+            return
+        inputs, labels = self.samples(trainer)
+        confidences, predictions = self.predict(pl_module, inputs).max(dim=1)
+        wrong = (predictions != labels).nonzero().squeeze(1)
+        wrong = wrong[confidences[wrong].argsort()][: self.max_rows]
+        pixels = self.to_pixels(inputs[wrong]).clamp(0, 1)
+        data = [
+            [int(i), wandb.Image(pixel), self.name_of(int(labels[i])), self.name_of(int(predictions[i])),
+             round(float(confidences[i]), 4)]
+            for i, pixel in zip(wrong.tolist(), pixels, strict=True)
+        ]  # fmt: skip
+        self.wandb_logger.log_table(
+            key="val/misclassified",
+            columns=["index", "image", "truth", "prediction", "confidence"],
+            data=data,
+            step=trainer.global_step,
+        )
+
+
+class LogConfusionMatrix(_ValidationSamples):
+    """After each validation epoch, log the confusion matrix of the first `num_samples` validation
+    samples, as a seaborn heatmap (`val/confusion_matrix_heatmap`) and as W&B's interactive chart
+    (`val/confusion_matrix`), with ROC and precision-recall curves from the same predictions.
+    Without a `WandbLogger` the heatmap is saved as a PNG in the trainer's log folder instead."""
+
+    needs_wandb = False
+
+    def __init__(self, num_samples: int = 5000, class_names: Sequence[str] | None = None) -> None:
+        super().__init__(num_samples, class_names)
+        self.saved: list[Path] = []
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.should_run(trainer):
+            return
+        inputs, labels = self.samples(trainer)
+        probabilities = self.predict(pl_module, inputs)
+        predictions = probabilities.argmax(dim=1)
+        names = [self.name_of(i) for i in range(probabilities.shape[1])]
+        figure = plot_confusion_matrix(labels, predictions, class_names=names)
+        figure.axes[0].set_title(f"{figure.axes[0].get_title()}, epoch {trainer.current_epoch}")
+        if self.wandb_logger is None:
+            folder = Path(trainer.log_dir or trainer.default_root_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"confusion_matrix_epoch{trainer.current_epoch}.png"
+            figure.savefig(path, dpi=100)
+            self.saved.append(path)
+        else:
+            y_true, y_probas = labels.tolist(), probabilities.numpy()
+            self.wandb_logger.log_metrics(
+                {
+                    "val/confusion_matrix_heatmap": wandb.Image(figure),
+                    "val/confusion_matrix": wandb.plot.confusion_matrix(
+                        y_true=y_true, preds=predictions.tolist(), class_names=names
+                    ),
+                    "val/roc": wandb.plot.roc_curve(y_true, y_probas, labels=names),
+                    "val/precision_recall": wandb.plot.pr_curve(y_true, y_probas, labels=names),
+                },
+                step=trainer.global_step,
+            )
+        plt.close(figure)

@@ -1,0 +1,174 @@
+"""The callbacks in helpers.callbacks, on a tiny classifier that is not the series' model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import CSVLogger
+
+from helpers.callbacks import LogConfusionMatrix, LogMisclassified, LogPredictions
+from helpers.tracking import find_runs, read_run
+
+# A 3-class problem on 8x8 inputs, learnable but not perfectly, and a linear model with no
+# attribute names in common with the series' MNISTClassifier.
+TINY = textwrap.dedent(
+    """
+    import pytorch_lightning as pl
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+
+    class TinyClassifier(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(64, 3)
+
+        def forward(self, x):
+            return self.linear(x.flatten(1))
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return F.cross_entropy(self(x), y)
+
+        def validation_step(self, batch, batch_idx):
+            x, y = batch
+            self.log("val/loss", F.cross_entropy(self(x), y))
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+    def loaders():
+        generator = torch.Generator().manual_seed(0)
+        labels = torch.randint(0, 3, (240,), generator=generator)
+        inputs = torch.randn(240, 1, 8, 8, generator=generator) * 2 + labels.view(-1, 1, 1, 1)
+        data = TensorDataset(inputs, labels)
+        return DataLoader(data, batch_size=40, shuffle=True), DataLoader(data, batch_size=50)
+
+
+    def trainer(logger, callbacks):
+        return pl.Trainer(max_epochs=2, accelerator="cpu", logger=logger, callbacks=callbacks,
+                          enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                          log_every_n_steps=1)
+    """
+)
+
+WANDB_SCRIPT = TINY + textwrap.dedent(
+    """
+    import wandb
+    from pytorch_lightning.loggers import WandbLogger
+    from helpers.callbacks import LogConfusionMatrix, LogMisclassified, LogPredictions
+
+    pl.seed_everything(0)
+    names = ["a", "b", "c"]
+    callbacks = [
+        LogPredictions(num_samples=6, class_names=names),
+        LogMisclassified(num_samples=120, max_rows=5, class_names=names),
+        LogConfusionMatrix(num_samples=120, class_names=names),
+    ]
+    train, val = loaders()
+    trainer(WandbLogger(project="tests", name="callbacks"), callbacks).fit(TinyClassifier(), train, val)
+    wandb.finish()
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("callbacks")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(WANDB_MODE="offline", WANDB_SILENT="true", WANDB_DIR=str(folder),
+               WANDB_DATA_DIR=str(folder / "staging"), WANDB_CACHE_DIR=str(folder / "cache"),
+               WANDB_CONFIG_DIR=str(folder / "config"))  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", WANDB_SCRIPT], cwd=folder, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (path,) = find_runs(folder / "wandb")
+    return read_run(path)
+
+
+def logged_tables(run, key: str) -> list[dict]:
+    """Every version of a logged table, from the table files in the run's files folder."""
+    paths = run.history[f"{key}.path"].dropna().tolist()
+    return [json.loads((run.files_dir / path).read_text()) for path in paths]
+
+
+def test_predictions_are_logged_once_per_validation_epoch_not_in_the_sanity_check(run):
+    tables = logged_tables(run, "val/prediction_table")
+    assert len(tables) == 2
+    for epoch, table in enumerate(tables):
+        assert table["columns"] == ["epoch", "image", "truth", "prediction", "confidence"]
+        assert len(table["data"]) == 6 and {row[0] for row in table["data"]} == {epoch}
+        assert {row[2] for row in table["data"]} <= {"a", "b", "c"}
+        assert all(0 < row[4] <= 1 for row in table["data"])
+    # the same fixed samples each epoch: the truth column does not change
+    assert [row[2] for row in tables[0]["data"]] == [row[2] for row in tables[1]["data"]]
+    panels = run.history.dropna(subset=["val/predictions.count"])
+    assert panels["val/predictions.count"].tolist() == [6, 6]
+
+
+def test_misclassified_rows_are_all_mistakes_least_confident_first(run):
+    tables = logged_tables(run, "val/misclassified")
+    assert len(tables) == 2
+    for table in tables:
+        rows = table["data"]
+        assert 0 < len(rows) <= 5
+        assert all(row[2] != row[3] for row in rows)
+        confidences = [row[4] for row in rows]
+        assert confidences == sorted(confidences)
+
+
+def test_confusion_matrix_heatmap_and_curves(run):
+    history = run.history
+    for key in ("val/confusion_matrix_table", "val/roc_table", "val/precision_recall_table"):
+        assert history[f"{key}.path"].notna().sum() == 2, key
+    assert history["val/confusion_matrix_heatmap._type"].dropna().tolist() == ["image-file"] * 2
+    matrix = logged_tables(run, "val/confusion_matrix_table")[-1]
+    counts = sum(row[2] for row in matrix["data"])
+    assert counts == 120  # one count per sample looked at
+
+
+def test_without_wandb_they_warn_once_and_the_matrix_is_saved_locally(tmp_path):
+    namespace: dict = {}
+    exec(compile(TINY, "tiny", "exec"), namespace)
+    train, val = namespace["loaders"]()
+    matrix = LogConfusionMatrix(num_samples=60)
+    callbacks = [LogPredictions(num_samples=4), LogMisclassified(), matrix]
+    pl.seed_everything(0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        namespace["trainer"](CSVLogger(tmp_path), callbacks).fit(namespace["TinyClassifier"](), train, val)
+    skipped = [str(w.message) for w in caught if "has no WandbLogger" in str(w.message)]
+    assert len(skipped) == 2 and "LogPredictions" in skipped[0] and "LogMisclassified" in skipped[1]
+    assert [p.name for p in matrix.saved] == ["confusion_matrix_epoch0.png", "confusion_matrix_epoch1.png"]
+    assert all(p.is_file() and p.parent == tmp_path / "lightning_logs" / "version_0" for p in matrix.saved)
+
+
+def test_inputs_are_rescaled_for_display_when_no_mapping_is_given():
+    callback = LogPredictions()
+    pixels = callback.to_pixels(torch.tensor([[[[-2.0, 0.0], [1.0, 2.0]]]]))
+    assert pixels.min() == 0 and pixels.max() == 1
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: LogPredictions(num_samples=0), "num_samples must be a positive integer"),
+        (lambda: LogMisclassified(max_rows=-1), "max_rows must be a positive integer"),
+        (lambda: LogConfusionMatrix(num_samples=2.5), "num_samples must be a positive integer"),
+    ],
+)
+def test_bad_arguments(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
