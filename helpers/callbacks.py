@@ -164,11 +164,10 @@ class LogMisclassified(_ValidationSamples):
         wrong = (predictions != labels).nonzero().squeeze(1)
         wrong = wrong[confidences[wrong].argsort()][: self.max_rows]
         pixels = self.to_pixels(inputs[wrong]).clamp(0, 1)
-        data = [
-            [int(i), wandb.Image(pixel), self.name_of(int(labels[i])), self.name_of(int(predictions[i])),
-             round(float(confidences[i]), 4)]
-            for i, pixel in zip(wrong.tolist(), pixels, strict=True)
-        ]  # fmt: skip
+        data = []
+        for i, pixel in zip(wrong.tolist(), pixels, strict=True):
+            truth, prediction = self.name_of(int(labels[i])), self.name_of(int(predictions[i]))
+            data.append([i, wandb.Image(pixel), truth, prediction, round(float(confidences[i]), 4)])
         self.wandb_logger.log_table(
             key="val/misclassified",
             columns=["index", "image", "truth", "prediction", "confidence"],
