@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 from pathlib import Path
 
 import matplotlib
+import pytest
 
 matplotlib.use("Agg")
 
@@ -24,3 +26,34 @@ for _name, _sub in {
 os.environ["WANDB_MODE"] = "offline"
 os.environ["WANDB_SILENT"] = "true"
 os.environ.pop("WANDB_API_KEY", None)
+
+
+def _run_offline(command: list[str], folder: Path) -> tuple[str, list]:
+    """Run `command` in a fresh process with W&B offline and all its folders inside `folder`.
+
+    W&B reads its WANDB_* variables once per process, so a run that must land in a folder of the
+    test's own is made in a process of its own. Returns the command's stdout and the runs it made,
+    read back with helpers.tracking.read_run, oldest first.
+    """
+    from helpers.tracking import find_runs, read_run
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(
+        WANDB_MODE="offline",
+        WANDB_SILENT="true",
+        WANDB_DIR=str(folder),
+        WANDB_DATA_DIR=str(folder / "staging"),
+        WANDB_CACHE_DIR=str(folder / "cache"),
+        WANDB_CONFIG_DIR=str(folder / "config"),
+        WANDB_ARTIFACT_DIR=str(folder / "artifacts"),
+        TUTORIAL_RUNS_DIR=str(folder),
+    )
+    result = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"the run failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    return result.stdout, [read_run(path) for path in find_runs(folder / "wandb")]
+
+
+@pytest.fixture(scope="session")
+def run_offline():
+    """`run_offline(command, folder)`: see `_run_offline`."""
+    return _run_offline

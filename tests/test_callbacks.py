@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import textwrap
 import warnings
@@ -15,7 +13,6 @@ import torch
 from pytorch_lightning.loggers import CSVLogger
 
 from helpers.callbacks import LogConfusionMatrix, LogMisclassified, LogPredictions
-from helpers.tracking import find_runs, read_run
 
 # A 3-class problem on 8x8 inputs, learnable but not perfectly, and a linear model with no
 # attribute names in common with the series' MNISTClassifier.
@@ -84,18 +81,9 @@ WANDB_SCRIPT = TINY + textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("callbacks")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    env.update(WANDB_MODE="offline", WANDB_SILENT="true", WANDB_DIR=str(folder),
-               WANDB_DATA_DIR=str(folder / "staging"), WANDB_CACHE_DIR=str(folder / "cache"),
-               WANDB_CONFIG_DIR=str(folder / "config"))  # fmt: skip
-    result = subprocess.run(
-        [sys.executable, "-c", WANDB_SCRIPT], cwd=folder, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    (path,) = find_runs(folder / "wandb")
-    return read_run(path)
+def run(tmp_path_factory, run_offline):
+    _, (record,) = run_offline([sys.executable, "-c", WANDB_SCRIPT], tmp_path_factory.mktemp("callbacks"))
+    return record
 
 
 def logged_tables(run, key: str) -> list[dict]:

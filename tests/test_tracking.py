@@ -1,14 +1,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import textwrap
 
 import pytest
 
 from helpers import tracking
-from helpers.tracking import find_runs, read_run, setup_wandb
+from helpers.tracking import read_run, setup_wandb
 
 # A small offline run with every kind of record that read_run reads back. It runs in its own
 # process so that its WANDB_* settings apply (W&B reads them once per process).
@@ -45,20 +44,9 @@ RUN_SCRIPT = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def offline_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("wandb-run")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    env.update(
-        WANDB_MODE="offline",
-        WANDB_SILENT="true",
-        WANDB_DIR=str(folder),
-        WANDB_DATA_DIR=str(folder / "staging"),
-        WANDB_CACHE_DIR=str(folder / "cache"),
-        WANDB_CONFIG_DIR=str(folder / "config"),
-    )
-    subprocess.run([sys.executable, "-c", RUN_SCRIPT], cwd=folder, env=env, check=True, timeout=120)
-    (run_dir,) = find_runs(folder / "wandb")
-    return read_run(run_dir)
+def offline_run(tmp_path_factory, run_offline):
+    _, (record,) = run_offline([sys.executable, "-c", RUN_SCRIPT], tmp_path_factory.mktemp("wandb-run"))
+    return record
 
 
 def test_reads_identity_and_config(offline_run):

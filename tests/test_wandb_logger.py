@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import textwrap
 
 import pytest
-
-from helpers.tracking import find_runs, read_run
 
 SCRIPT = textwrap.dedent(
     """
@@ -58,19 +54,10 @@ SCRIPT = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("wandb-logger")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    env.update(WANDB_MODE="offline", WANDB_SILENT="true", WANDB_DIR=str(folder),
-               WANDB_DATA_DIR=str(folder / "staging"), WANDB_CACHE_DIR=str(folder / "cache"),
-               WANDB_CONFIG_DIR=str(folder / "config"))  # fmt: skip
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT], cwd=folder, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    ids = json.loads(result.stdout.strip().splitlines()[-1])
-    records = {read_run(path).id: read_run(path) for path in find_runs(folder / "wandb")}
-    return ids, records
+def runs(tmp_path_factory, run_offline):
+    stdout, records = run_offline([sys.executable, "-c", SCRIPT], tmp_path_factory.mktemp("wandb-logger"))
+    ids = json.loads(stdout.strip().splitlines()[-1])
+    return ids, {record.id: record for record in records}
 
 
 def test_hyperparameters_reach_the_config(runs):

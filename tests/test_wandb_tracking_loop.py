@@ -14,8 +14,6 @@ folders set here would be ignored and the run would land elsewhere.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -25,7 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from helpers.models import ConvNet
-from helpers.tracking import RunRecord, find_runs, read_run
+from helpers.tracking import RunRecord
 
 CONFIG = {
     "batch_size": 16,
@@ -141,26 +139,10 @@ def make_run() -> None:
 
 
 @pytest.fixture(scope="module")
-def record(tmp_path_factory: pytest.TempPathFactory) -> RunRecord:
-    base = tmp_path_factory.mktemp("wandb-run")
-    runs = base / "runs"
-    with pytest.MonkeyPatch.context() as env:
-        env.delenv("WANDB_API_KEY", raising=False)
-        env.setenv("WANDB_MODE", "offline")
-        env.setenv("WANDB_SILENT", "true")
-        env.setenv("TUTORIAL_RUNS_DIR", str(runs))
-        env.setenv("WANDB_DIR", str(runs))
-        env.setenv("WANDB_DATA_DIR", str(base / "wandb-data"))
-        env.setenv("WANDB_CACHE_DIR", str(base / "wandb-cache"))
-        env.setenv("WANDB_CONFIG_DIR", str(base / "wandb-config"))
-        env.setenv("WANDB_ARTIFACT_DIR", str(base / "artifacts"))
-        result = subprocess.run(
-            [sys.executable, __file__], capture_output=True, text=True, timeout=300, env=dict(os.environ)
-        )
-    assert result.returncode == 0, f"the run failed:\n{result.stdout}\n{result.stderr}"
-    folders = find_runs(runs / "wandb")
-    assert len(folders) == 1, f"expected one run folder under {runs / 'wandb'}, found {folders}"
-    return read_run(folders[0])
+def record(tmp_path_factory: pytest.TempPathFactory, run_offline) -> RunRecord:
+    _, runs = run_offline([sys.executable, __file__], tmp_path_factory.mktemp("wandb-run"))
+    assert len(runs) == 1, f"expected one run, found {len(runs)}"
+    return runs[0]
 
 
 def test_run_is_offline_finished_and_named(record: RunRecord) -> None:
