@@ -19,6 +19,7 @@ import wandb
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_warn
 
+from helpers.checks import check_positive_int
 from helpers.plotting import plot_confusion_matrix
 
 ToPixels = Callable[[torch.Tensor], torch.Tensor]
@@ -27,11 +28,6 @@ ToPixels = Callable[[torch.Tensor], torch.Tensor]
 def find_wandb_logger(trainer: pl.Trainer) -> WandbLogger | None:
     """The trainer's `WandbLogger`, if it has one among its loggers."""
     return next((logger for logger in trainer.loggers if isinstance(logger, WandbLogger)), None)
-
-
-def _check_positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
 def _rescale(images: torch.Tensor) -> torch.Tensor:
@@ -50,7 +46,7 @@ class _ValidationSamples(pl.Callback):
     def __init__(
         self, num_samples: int, class_names: Sequence[str] | None = None, to_pixels: ToPixels | None = None
     ) -> None:
-        _check_positive_int("num_samples", num_samples)
+        check_positive_int("num_samples", num_samples)
         self.num_samples = num_samples
         self.class_names = list(class_names) if class_names is not None else None
         self.to_pixels = to_pixels or _rescale
@@ -153,7 +149,7 @@ class LogMisclassified(_ValidationSamples):
         to_pixels: ToPixels | None = None,
     ) -> None:
         super().__init__(num_samples, class_names, to_pixels)
-        _check_positive_int("max_rows", max_rows)
+        check_positive_int("max_rows", max_rows)
         self.max_rows = max_rows
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -20,6 +20,7 @@ import torch
 import torchvision
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 
+from helpers.checks import check_fraction, check_positive_int
 from helpers.paths import DATA_DIR_VARIABLE, data_dir
 
 MEAN, STD = 0.1307, 0.3081  # pixel mean and standard deviation of the MNIST training images
@@ -51,16 +52,6 @@ class MNISTSplits:
     train: TensorDataset
     val: TensorDataset
     test: TensorDataset
-
-
-def _check_positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-
-
-def _check_fraction(name: str, value: float) -> None:
-    if not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise ValueError(f"{name} must be a number strictly between 0 and 1, got {value!r}.")
 
 
 def _raw_dir(root: Path) -> Path:
@@ -149,7 +140,7 @@ def load_mnist(
     The validation images are drawn from the 60,000 training images with their own seeded
     generator, so the split is the same on every run whatever else was seeded.
     """
-    _check_fraction("val_fraction", val_fraction)
+    check_fraction("val_fraction", val_fraction)
     root = ensure_mnist(root, download)
     train_full = torchvision.datasets.MNIST(root, train=True, download=False)
     test = torchvision.datasets.MNIST(root, train=False, download=False)
@@ -172,7 +163,7 @@ def tensor_batches(dataset: TensorDataset, batch_size: int, shuffle: bool = Fals
     A `BatchSampler` is the loader's sampler and `batch_size=None` turns off collation, so the
     dataset receives a list of indices and returns a ready batch.
     """
-    _check_positive_int("batch_size", batch_size)
+    check_positive_int("batch_size", batch_size)
     order = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
     return DataLoader(dataset, sampler=BatchSampler(order, batch_size, drop_last=False), batch_size=None)
 
@@ -184,8 +175,8 @@ def mnist_dataloaders(
     val_fraction: float = DEFAULT_VAL_FRACTION,
 ) -> tuple[DataLoader, DataLoader, DataLoader]:
     """Train (shuffled), validation and test loaders for a plain PyTorch training loop."""
-    _check_positive_int("batch_size", batch_size)
-    _check_positive_int("eval_batch_size", eval_batch_size)
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("eval_batch_size", eval_batch_size)
     splits = load_mnist(root, val_fraction)
     return (
         tensor_batches(splits.train, batch_size, shuffle=True),
@@ -205,9 +196,9 @@ class MNISTDataModule(pl.LightningDataModule):
         val_fraction: float = DEFAULT_VAL_FRACTION,
     ) -> None:
         super().__init__()
-        _check_positive_int("batch_size", batch_size)
-        _check_positive_int("eval_batch_size", eval_batch_size)
-        _check_fraction("val_fraction", val_fraction)
+        check_positive_int("batch_size", batch_size)
+        check_positive_int("eval_batch_size", eval_batch_size)
+        check_fraction("val_fraction", val_fraction)
         self.save_hyperparameters(ignore=["root"])
         self.root = root
         self.splits: MNISTSplits | None = None

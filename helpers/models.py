@@ -1,7 +1,7 @@
 """The series' network, `ConvNet` in plain `torch.nn`, and `MNISTClassifier`, its Lightning wrapper.
 
-Notebook 01 trains `ConvNet` with a hand-written loop; notebook 03 shows `MNISTClassifier` cell by
-cell and the later notebooks import it from here (a test checks that the two copies match).
+Notebook 01 trains `ConvNet` with a hand-written loop; notebook 03 shows `MNISTClassifier`'s code in
+a cell and the later notebooks import it from here (a test checks that the two copies match).
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
+
+from helpers.checks import check_positive_int
 
 
 class ConvNet(nn.Module):
@@ -26,8 +28,7 @@ class ConvNet(nn.Module):
     ) -> None:
         super().__init__()
         for name, value in (("channels", channels), ("hidden", hidden), ("num_classes", num_classes)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+            check_positive_int(name, value)
         if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
             raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}.")
         self.features = nn.Sequential(
