@@ -93,13 +93,18 @@ def setup_wandb(silent: bool = True) -> str:
 
 @dataclass(frozen=True)
 class ArtifactRecord:
-    """An artifact the run logged: `files` maps each path inside the artifact to its local copy."""
+    """An artifact the run logged: `files` maps each path inside the artifact to its local copy.
+
+    `digest` is the checksum of the contents: two records with the same digest are one version on
+    the server. `metadata` is what the logger attached (Lightning: score and checkpoint filename).
+    """
 
     name: str
     type: str
     aliases: list[str]
     digest: str
     files: dict[str, Path]
+    metadata: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,7 @@ def read_run(path: str | Path) -> RunRecord:
                     files={
                         e["path"]: Path(e["local_path"]) for e in artifact["manifest"].get("contents", [])
                     },
+                    metadata=json.loads(artifact.get("metadata") or "{}"),
                 )
             )
     system_metrics = pd.DataFrame(stats)

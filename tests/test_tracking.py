@@ -88,6 +88,7 @@ def test_artifacts_with_aliases_and_files(offline_run):
     assert model.name == "convnet" and sorted(model.aliases) == ["best", "latest"]
     assert list(model.files) == ["weights.bin"]
     assert model.files["weights.bin"].read_bytes() == b"weights"
+    assert model.metadata == {"epochs": 3} and len(model.digest) == 32
     assert any(a.type == "run_table" for a in offline_run.artifacts)
 
 
