@@ -213,3 +213,27 @@ class LogConfusionMatrix(_ValidationSamples):
                 step=trainer.global_step,
             )
         plt.close(figure)
+
+
+class SimulatedInterruption(RuntimeError):
+    """Raised by `InterruptAtStep`: stands for a crash, a pre-emption or a Ctrl-C in a demonstration."""
+
+
+class InterruptAtStep(pl.Callback):
+    """Stop training by raising `SimulatedInterruption` once `step` optimizer steps are done.
+
+    It raises at the end of the batch, where Lightning's own checkpoints are taken, so that
+    `ModelCheckpoint(save_on_exception=True)` saves a state that resumes cleanly at `step`. The
+    metrics of that last batch are not logged (Lightning logs them after this hook): pick a step
+    that is not a multiple of `log_every_n_steps` to lose nothing.
+    """
+
+    def __init__(self, step: int) -> None:
+        check_positive_int("step", step)
+        self.step = step
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
+        if trainer.global_step == self.step:
+            raise SimulatedInterruption(f"training interrupted after step {self.step}")

@@ -204,3 +204,31 @@ def read_run(path: str | Path) -> RunRecord:
         artifacts=artifacts,
         files=sorted(set(files)),
     )
+
+
+def artifact_versions(run: RunRecord, type: str = "model") -> pd.DataFrame:
+    """The artifacts of `type` the run logged, in order, numbered as the W&B server numbers them.
+
+    The server gives a new version (v0, v1, ...) only to new contents: a record whose digest was
+    seen before is that version again and only moves its aliases. Columns: `version`, `aliases`,
+    `digest`, then the artifact's scalar metadata (for Lightning's checkpoints `score` and
+    `original_filename`).
+    """
+    versions: dict[tuple[str, str], str] = {}
+    rows = []
+    for artifact in run.artifacts:
+        if artifact.type != type:
+            continue
+        same_name = sum(name == artifact.name for name, _ in versions)
+        version = versions.setdefault((artifact.name, artifact.digest), f"v{same_name}")
+        scalars = {k: v for k, v in artifact.metadata.items() if isinstance(v, (str, int, float, bool))}
+        rows.append(
+            {
+                "name": artifact.name,
+                "version": version,
+                "aliases": artifact.aliases,
+                "digest": artifact.digest,
+                **scalars,
+            }
+        )
+    return pd.DataFrame(rows)
