@@ -15,7 +15,8 @@ import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-REPOSITORY = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+REPOSITORY = PROJECT["urls"]["Repository"]
 ALLOWED_TAGS = {"nbval-check-output", "nbval-ignore-output", "nbval-skip", "raises-exception"}
 
 
@@ -63,36 +64,68 @@ def test_second_cell_installs_the_helpers_only_in_colab(notebook):
     assert f"git+{REPOSITORY}" in setup
 
 
-def run_setup_cell(nb: dict, monkeypatch, in_colab: bool) -> list[list[str]]:
-    """Execute the setup cell with subprocess.run recorded, with or without a stand-in Colab."""
-    commands: list[list[str]] = []
-    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: commands.append(command))
+def run_setup_cell(nb: dict, monkeypatch, in_colab: bool) -> tuple[list[tuple[list[str], dict]], dict]:
+    """Execute the setup cell with subprocess.run recorded, with or without a stand-in Colab.
+
+    Returns what it ran, as (command, keyword arguments) pairs in order, and the names it defined.
+    """
+    calls: list[tuple[list[str], dict]] = []
+    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: calls.append((command, kwargs)))
     if in_colab:
         colab = types.ModuleType("google.colab")
         colab.output = types.SimpleNamespace(
-            enable_custom_widget_manager=lambda: commands.append(["widgets"])
+            enable_custom_widget_manager=lambda: calls.append((["enable_custom_widget_manager"], {}))
         )
         monkeypatch.setitem(sys.modules, "google.colab", colab)
     else:
         monkeypatch.delitem(sys.modules, "google.colab", raising=False)
-    exec(compile(source(nb["cells"][1]), "setup-cell", "exec"), {})
-    return commands
+    namespace: dict = {}
+    exec(compile(source(nb["cells"][1]), "setup-cell", "exec"), namespace)
+    return calls, namespace
 
 
-def test_setup_cell_in_colab_and_elsewhere(notebook, monkeypatch):
+def test_setup_cell_does_nothing_outside_colab(notebook, monkeypatch):
     _, nb = notebook
-    assert run_setup_cell(nb, monkeypatch, in_colab=False) == []
-    install, widgets = run_setup_cell(nb, monkeypatch, in_colab=True)
+    calls, namespace = run_setup_cell(nb, monkeypatch, in_colab=False)
+    assert calls == []
+    assert set(namespace) - {"__builtins__"} <= {"subprocess", "sys"}, sorted(namespace)
+
+
+def test_setup_cell_in_colab_installs_the_helpers_then_turns_on_widgets(notebook, monkeypatch):
+    _, nb = notebook
+    (install, install_options), widgets = run_setup_cell(nb, monkeypatch, in_colab=True)[0]
     assert install == [
         sys.executable,
         "-m",
         "pip",
         "install",
         "-q",
-        f"lightning-wandb-tutorials @ git+{REPOSITORY}",
+        f"{PROJECT['name']} @ git+{REPOSITORY}",
     ]
-    assert not any(arg.startswith(("torch", "-U", "--upgrade", "--force")) for arg in install)
-    assert widgets == ["widgets"]
+    assert install_options == {"check": True}, "a failed install must stop the notebook"
+    assert not any(arg.startswith(("torch", "-U", "--upgrade", "--force", "--no-deps")) for arg in install)
+    # Colab draws ipywidgets 8 widgets (Lightning's progress bars) only with its custom widget manager.
+    assert widgets == (["enable_custom_widget_manager"], {})
+
+
+def test_colab_install_names_this_package_and_leaves_colab_torch_alone(monkeypatch):
+    """The helpers install as the package pyproject.toml builds, and nothing in it can replace Colab's torch.
+
+    pip keeps an installed package that satisfies a requirement (without --upgrade), so dependencies with
+    lower bounds only never downgrade, nor upgrade, the torch that Colab ships.
+    """
+    from packaging.requirements import Requirement
+
+    calls, _ = run_setup_cell(load(NOTEBOOKS[0]), monkeypatch, in_colab=True)
+    requirement = Requirement(calls[0][0][-1])
+    assert requirement.name == PROJECT["name"] and requirement.url == f"git+{REPOSITORY}"
+    dependencies = [Requirement(d) for d in PROJECT["dependencies"]]
+    assert {"torch", "torchvision"} <= {d.name for d in dependencies}
+    for dependency in dependencies:
+        assert dependency.url is None, f"{dependency} would install from a URL"
+        assert all(spec.operator == ">=" for spec in dependency.specifier), (
+            f"{dependency}: only lower bounds keep Colab's preinstalled packages"
+        )
 
 
 def test_executed_in_order_without_errors(notebook):
@@ -126,7 +159,7 @@ def test_no_machine_paths_secrets_or_blobs(notebook):
     assert "WANDB_API_KEY=" not in text
     assert path.stat().st_size < 1_000_000
     widget_state = json.dumps(nb["metadata"].get("widgets", {}))
-    assert len(widget_state) < 100_000
+    assert len(widget_state) < 200_000  # about 8 kB per progress bar; notebook 06 has three trainings
 
 
 def test_ends_with_a_summary_and_links_resolve(notebook):

@@ -1,0 +1,209 @@
+"""The series where readers meet it: JupyterLab in headless Chromium, on loopback, on copies of the notebooks.
+
+A training notebook is run top to bottom from the browser; every stored notebook is opened and its saved
+outputs are looked at; and two broken setups (no widgets extension in the lab, no ipywidgets in the
+kernel) are shown to be caught by the same checks. Needs Debian's `chromium`: `.ci/run` installs it;
+elsewhere these tests skip without it, in CI (`CI` set) they fail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from jupyterlab_browser import (
+    NOTEBOOKS_DIR,
+    TRAINING_NOTEBOOK,
+    CellView,
+    Lab,
+    chromium_page,
+    execution_problems,
+    find_chromium,
+    jupyterlab,
+    open_notebook,
+    read_cells,
+    run_notebook,
+    screenshot,
+    scroll_through,
+    widget_problems,
+)
+
+pytestmark = pytest.mark.browser
+
+RUN_TIMEOUT = 900
+NOTEBOOK_NAMES = sorted(path.name for path in NOTEBOOKS_DIR.glob("*.ipynb"))
+
+# A two-cell notebook that trains a tiny Lightning model for a few steps with the progress bar the series
+# uses: enough to see how a setup renders Lightning's bar, without the cost of a real training run.
+TINY_TRAINING = [
+    "import torch\n"
+    "import pytorch_lightning as pl\n"
+    "from pytorch_lightning.callbacks import TQDMProgressBar\n"
+    "from torch.utils.data import DataLoader, TensorDataset",
+    "class Tiny(pl.LightningModule):\n"
+    "    def __init__(self):\n"
+    "        super().__init__()\n"
+    "        self.layer = torch.nn.Linear(4, 1)\n"
+    "\n"
+    "    def training_step(self, batch, batch_idx):\n"
+    "        x, y = batch\n"
+    "        loss = torch.nn.functional.mse_loss(self.layer(x), y)\n"
+    '        self.log("loss", loss, prog_bar=True)\n'
+    "        return loss\n"
+    "\n"
+    "    def configure_optimizers(self):\n"
+    "        return torch.optim.SGD(self.parameters(), lr=0.1)\n"
+    "\n"
+    "\n"
+    "data = DataLoader(TensorDataset(torch.randn(64, 4), torch.randn(64, 1)), batch_size=8)\n"
+    "trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,\n"
+    "                     enable_model_summary=False, callbacks=[TQDMProgressBar(refresh_rate=2)])\n"
+    "trainer.fit(Tiny(), data)",
+]
+
+
+def require_browser() -> None:
+    """Skip (or, in CI, fail) when Chromium or Playwright is missing."""
+    missing = []
+    if find_chromium() is None:
+        missing.append("Debian's chromium (apt-get install chromium; .ci/run does it as root)")
+    if importlib.util.find_spec("playwright") is None:
+        missing.append("Playwright's Python package (pip install -r requirements.txt)")
+    if missing:
+        message = "the browser tests need " + " and ".join(missing)
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory) -> Iterator[Lab]:
+    """A working JupyterLab on trusted copies of the notebooks."""
+    require_browser()
+    with jupyterlab(tmp_path_factory.mktemp("lab"), trust=True) as lab:
+        yield lab
+
+
+@pytest.fixture
+def page():
+    """A fresh page in headless Chromium (a page per test: no tab or unsaved notebook carries over)."""
+    require_browser()
+    with chromium_page() as page:
+        yield page
+
+
+def test_training_notebook_runs_in_the_browser_with_live_progress_bars(lab, page, tmp_path):
+    committed = NOTEBOOKS_DIR / Path(TRAINING_NOTEBOOK).name
+    before = digest(committed)
+
+    cells = run_notebook(page, lab, TRAINING_NOTEBOOK, timeout=RUN_TIMEOUT)
+
+    assert [c for c in cells if c.source.strip()], "the page shows no code cell"
+    assert not execution_problems(cells), execution_problems(cells)
+    assert not widget_problems(cells), widget_problems(cells)
+    fit = [c for c in cells if "trainer.fit(" in c.source]
+    assert fit and all(c.live_progress_bars for c in fit), "trainer.fit shows no live progress bar"
+    plots = [c for c in cells if c.images]
+    assert plots and not any(c.broken_images for c in plots), "the curves are not drawn"
+
+    picture = tmp_path / "jupyterlab.png"
+    screenshot(page, picture, cells)
+    header = picture.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", header[16:24]) == (1280, 800)
+
+    lab.shutdown_kernels()
+    assert digest(committed) == before, "the browser run changed the committed notebook"
+
+
+def expected_outputs(notebook: Path) -> tuple[int, int]:
+    """How many image and widget outputs the stored notebook holds."""
+    outputs = [
+        output
+        for cell in json.loads(notebook.read_text())["cells"]
+        if cell["cell_type"] == "code"
+        for output in cell["outputs"]
+    ]
+    data = [output.get("data", {}) for output in outputs]
+    images = sum(any(mime.startswith("image/") for mime in d) for d in data)
+    widgets = sum("application/vnd.jupyter.widget-view+json" in d for d in data)
+    return images, widgets
+
+
+def stored_output_problems(cells: list[CellView], notebook: Path) -> list[str]:
+    """Saved outputs of `notebook` that did not render: missing or broken images, widgets not drawn."""
+    images, widgets = expected_outputs(notebook)
+    problems = [f"{c.label} shows {c.widget_failures}" for c in cells if c.widget_failures]
+    problems += [f"{c.label} has {c.broken_images} broken image(s)" for c in cells if c.broken_images]
+    if sum(c.images for c in cells) != images:
+        problems.append(f"{sum(c.images for c in cells)} images shown, {images} stored")
+    if sum(c.widgets for c in cells) != widgets:
+        problems.append(f"{sum(c.widgets for c in cells)} widgets shown, {widgets} stored")
+    return problems
+
+
+@pytest.mark.parametrize("name", NOTEBOOK_NAMES)
+def test_stored_notebook_renders_its_saved_outputs(lab, page, name):
+    copy = lab.root / "notebooks" / name  # what the lab shows: the notebook as the lab started
+    open_notebook(page, lab, f"notebooks/{name}")
+    scroll_through(page)
+    cells = read_cells(page)
+    lab.shutdown_kernels()
+    assert len(cells) == sum(c["cell_type"] == "code" for c in json.loads(copy.read_text())["cells"])
+    assert not stored_output_problems(cells, copy), stored_output_problems(cells, copy)
+
+
+def write_notebook(path: Path, sources: list[str]) -> None:
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, path)
+
+
+@pytest.mark.parametrize(
+    "setup", ["working", "widgets extension disabled", "ipywidgets missing from the kernel"]
+)
+def test_a_broken_widget_setup_is_caught(setup, tmp_path, request):
+    """The checks above fail when Lightning's bar cannot render as a widget, though every cell runs.
+
+    The same tiny training shows a live bar in the working lab, so the failures are the setup's.
+    """
+    require_browser()
+    if setup == "working":
+        context = contextlib.nullcontext(request.getfixturevalue("lab"))
+    elif setup == "widgets extension disabled":
+        context = jupyterlab(tmp_path / "lab", widgets_extension=False, trust=True)
+    else:
+        # Shadows the installed package: `import ipywidgets` fails in the kernel, as when it is not installed.
+        hidden = tmp_path / "hide-ipywidgets"
+        hidden.mkdir()
+        (hidden / "ipywidgets.py").write_text('raise ImportError("ipywidgets is hidden from this kernel")\n')
+        context = jupyterlab(tmp_path / "lab", python_path=hidden, trust=True)
+    with context as lab, chromium_page() as page:
+        write_notebook(lab.root / "tiny_training.ipynb", TINY_TRAINING)
+        cells = run_notebook(page, lab, "tiny_training.ipynb", timeout=RUN_TIMEOUT)
+        assert not execution_problems(cells), execution_problems(cells)
+        if setup == "working":
+            assert not widget_problems(cells), widget_problems(cells)
+        else:
+            assert widget_problems(cells), "a live progress bar rendered although the setup is broken"
+        if setup == "widgets extension disabled":
+            # The stored notebooks' saved bars show as text too, and the stored-output check says so.
+            open_notebook(page, lab, TRAINING_NOTEBOOK)
+            stored = read_cells(page)
+            problems = stored_output_problems(stored, lab.root / TRAINING_NOTEBOOK)
+            assert any("widgets shown" in problem for problem in problems), problems
+            assert not any(c.widgets for c in stored)
+        lab.shutdown_kernels()
