@@ -2,23 +2,26 @@
 
 An offline run keeps everything it logged in one `.wandb` file. `read_run` reads it with W&B's
 own reader, `wandb leet inspect --json` (wandb >= 0.31), so notebooks can show what was logged
-and tests can assert on it without a server.
+and tests can assert on it without a server. `collect_runs` puts every run on disk in one table.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import netrc
 import os
 import subprocess
 import sys
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pandas as pd
 
-from helpers.paths import runs_dir
+from helpers.paths import display_path, runs_dir
 
 WANDB_MODES = ("online", "offline", "disabled", "shared")
 DEFAULT_BASE_URL = "https://api.wandb.ai"
@@ -109,7 +112,11 @@ class ArtifactRecord:
 
 @dataclass(frozen=True)
 class RunRecord:
-    """What one W&B run logged, read back from its local `.wandb` file."""
+    """What one W&B run logged, read back from its local `.wandb` file.
+
+    `group` and `job_type` are what `wandb.init` was given (empty if nothing), `start_time` when the
+    run (or, for a resumed run's later folder, that part) started.
+    """
 
     path: Path
     id: str
@@ -123,6 +130,9 @@ class RunRecord:
     system_metrics: pd.DataFrame
     artifacts: list[ArtifactRecord] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    group: str = ""
+    job_type: str = ""
+    start_time: str = ""  # ISO 8601, UTC, as W&B wrote it
 
     @property
     def files_dir(self) -> Path:
@@ -130,7 +140,28 @@ class RunRecord:
         return self.path / "files"
 
 
+@functools.cache
+def _wandb_core() -> str | None:
+    """The path of `wandb-core`, the program that `wandb leet` runs, or None if it cannot be found."""
+    try:
+        from wandb.util import get_core_path
+
+        return get_core_path()
+    except Exception:  # no wandb-core for this platform, or another wandb: use the command below
+        return None
+
+
 def _inspect(run_dir: Path, *options: str) -> str:
+    # `wandb leet inspect` starts Python and imports wandb (about a second) only to run `wandb-core
+    # leet inspect`; running that directly takes milliseconds, which matters for tables of many runs.
+    # Same reader, same output; if the direct call fails for any reason, the command below decides.
+    core, wandb_files = _wandb_core(), sorted(run_dir.glob("run-*.wandb"))
+    if core is not None and len(wandb_files) == 1:
+        direct = [core, "leet", "inspect", "--no-observability", "--json", *options]
+        direct += ["--run-file", str(wandb_files[0]), str(run_dir.parent)]
+        result = subprocess.run(direct, capture_output=True, text=True, check=False)
+        if result.returncode == 0:
+            return result.stdout
     command = [sys.executable, "-m", "wandb", "leet", "inspect", "--json", *options, str(run_dir)]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -164,10 +195,13 @@ def read_run(path: str | Path) -> RunRecord:
     run_dir = _run_folder(path)
     overview = json.loads(_inspect(run_dir, "--summary"))
     history, stats, artifacts, files = [], [], [], []
+    run_info: dict = {}
     for line in _inspect(run_dir).splitlines():
         record = json.loads(line)
         kind = record.get("type")
-        if kind == "history":
+        if kind == "run":
+            run_info = record["run"]  # what wandb.init was given: group, job_type, ...
+        elif kind == "history":
             history.append(record["history"]["item"])
         elif kind == "stats":
             stats.append({"timestamp": record["stats"]["timestamp"], **record["stats"]["item"]})
@@ -203,6 +237,9 @@ def read_run(path: str | Path) -> RunRecord:
         system_metrics=system_metrics,
         artifacts=artifacts,
         files=sorted(set(files)),
+        group=run_info.get("run_group", ""),
+        job_type=run_info.get("job_type", ""),
+        start_time=overview.get("start_time") or "",
     )
 
 
@@ -232,3 +269,104 @@ def artifact_versions(run: RunRecord, type: str = "model") -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+RUN_COLUMNS = ("id", "name", "project", "group", "job_type", "state", "tags", "start_time", "parts", "path")
+
+
+def _flatten(values: dict, prefix: str) -> dict:
+    """Nested dicts as dotted keys (`summary.val/loss.min`); logged media and tables (dicts with a
+    `_type`: files, not values to compare) are left out."""
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            if "_type" not in value:
+                flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _merge_summaries(summaries: list[dict]) -> dict:
+    """The summaries of a run's parts, oldest first, as one: a later value replaces an earlier one,
+    except a `define_metric` minimum or maximum, which stays the minimum or maximum of all parts."""
+    merged: dict = {}
+    for summary in summaries:
+        for key, value in summary.items():
+            earlier = merged.get(key)
+            if isinstance(earlier, dict) and isinstance(value, dict) and "_type" not in value:
+                combined = {**earlier, **value}
+                for statistic, pick in (("min", min), ("max", max)):
+                    if statistic in earlier and statistic in value:
+                        combined[statistic] = pick(earlier[statistic], value[statistic])
+                value = combined
+            merged[key] = value
+    return merged
+
+
+def _run_row(parts: list[RunRecord]) -> dict:
+    """One table row for one run, from the folders of its parts, oldest first."""
+    last = parts[-1]
+    config: dict = {}
+    for part in parts:
+        config.update(part.config)
+    return {
+        "id": last.id,
+        "name": last.name,
+        "project": last.project,
+        "group": last.group,
+        "job_type": last.job_type,
+        "state": last.state,
+        "tags": last.tags,
+        "start_time": pd.Timestamp(parts[0].start_time) if parts[0].start_time else pd.NaT,
+        "parts": len(parts),
+        "path": last.path,
+        **_flatten(config, "config."),
+        **_flatten(_merge_summaries([part.summary for part in parts]), "summary."),
+    }
+
+
+def _read_or_error(folder: Path) -> RunRecord | Exception:
+    try:
+        record = read_run(folder)
+    except (RuntimeError, ValueError, KeyError, json.JSONDecodeError) as error:
+        return error
+    if not record.id:  # only the file's header: W&B had written nothing else when the process ended
+        return RuntimeError("its .wandb file holds no run yet (the process stopped before W&B wrote one)")
+    return record
+
+
+def collect_runs(directory: str | Path | None = None) -> pd.DataFrame:
+    """Every W&B run under `directory` (default: the W&B folder in `runs/`) as one row of a table.
+
+    Comparing runs means looking at their hyperparameters and results side by side, which the W&B
+    website does for synced runs; this does it from the run folders on disk, with no server. The
+    columns are `RUN_COLUMNS` (identity, `state`, when it started, where it is), then the run's
+    config as `config.<key>` and its summary as `summary.<key>`, nested values with dotted names
+    (`summary.val/loss.min` after `define_metric(..., summary="min")`). Logged media and tables are
+    left out of the summary: they are files, not values to compare. Rows are oldest first.
+
+    A run resumed offline leaves one folder per part, all with the run's id (notebook 06). Its parts
+    make one row, as `wandb sync --id` makes them one run on the server: `state`, names and `path`
+    come from the newest part, `start_time` from the first, config and summary are merged with
+    later parts winning (a `define_metric` min or max stays the min or max of all parts), and
+    `parts` says how many folders there were. A run that failed has `state` "failed"; one whose
+    process died before `finish` reads as "running", with what W&B had written to disk by then. A
+    folder that W&B's reader cannot read (a damaged file) or that holds no run yet (its process
+    ended before W&B wrote anything) is skipped with a warning, so that one bad folder does not
+    hide the others.
+    """
+    folders = find_runs(directory)
+    # Reading is mostly waiting for W&B's reader, a process of its own: read a few folders at a time.
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        results = list(pool.map(_read_or_error, folders))
+    parts: dict[tuple[str, str], list[RunRecord]] = {}
+    for folder, record in zip(folders, results, strict=True):
+        if isinstance(record, Exception):
+            message = str(record).replace(str(folder), display_path(folder))
+            warnings.warn(f"skipped {display_path(folder)}: {message}", stacklevel=2)
+        else:
+            parts.setdefault((record.project, record.id), []).append(record)
+    rows = [_run_row(sorted(run, key=lambda part: part.start_time)) for run in parts.values()]
+    table = pd.DataFrame(rows, columns=None if rows else list(RUN_COLUMNS))
+    return table.sort_values("start_time", ignore_index=True, kind="stable")
