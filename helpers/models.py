@@ -98,14 +98,15 @@ class MNISTClassifier(pl.LightningModule):
         images, labels = batch
         logits = self(images)
         self.val_accuracy(logits, labels)
-        self.log("val/loss", F.cross_entropy(logits, labels), prog_bar=True)
+        # sync_dist: under DDP, average over all processes' shards (a no-op on one device)
+        self.log("val/loss", F.cross_entropy(logits, labels), prog_bar=True, sync_dist=True)
         self.log("val/accuracy", self.val_accuracy, prog_bar=True)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, labels = batch
         logits = self(images)
         self.test_accuracy(logits, labels)
-        self.log("test/loss", F.cross_entropy(logits, labels))
+        self.log("test/loss", F.cross_entropy(logits, labels), sync_dist=True)
         self.log("test/accuracy", self.test_accuracy)
 
     def configure_optimizers(self):
