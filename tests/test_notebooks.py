@@ -148,6 +148,18 @@ def test_tags_are_known_and_some_outputs_are_checked(notebook):
     assert "nbval-check-output" in tags
 
 
+def test_checked_outputs_name_no_run_or_process(notebook):
+    """A W&B run id, a run folder or a process id differs on every execution: nbval would fail on it."""
+    _, nb = notebook
+    for cell in code_cells(nb):
+        if "nbval-check-output" not in cell.get("metadata", {}).get("tags", []):
+            continue
+        text = json.dumps(cell["outputs"])
+        assert not re.search(r"offline-run-|run-\d{8}_|/[a-z0-9]{8}/checkpoints|\bpid\b|process \d+", text), (
+            f"a checked output names a run or a process: {source(cell)[:80]!r}"
+        )
+
+
 def test_no_machine_paths_secrets_or_blobs(notebook):
     path, nb = notebook
     text = path.read_text()
