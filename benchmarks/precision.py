@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from helpers.data import load_mnist
 from helpers.models import ConvNet
+from helpers.throughput import device
 
 BATCH_SIZE, STEPS, ROUNDS = 128, 30, 3
 VARIANTS = {
@@ -25,14 +26,6 @@ VARIANTS = {
     "bf16 autocast": {"channels_last": False, "bf16": True},
     "bf16 autocast + channels_last": {"channels_last": True, "bf16": True},
 }
-
-
-def device() -> torch.device:
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def step_time(images: torch.Tensor, labels: torch.Tensor, channels_last: bool, bf16: bool) -> float:

@@ -93,6 +93,7 @@ from torchmetrics import MeanMetric
 
 from helpers.data import load_mnist, tensor_batches
 from helpers.models import ConvNet, MNISTClassifier
+from helpers.tracking import offline_environment
 
 BATCH_SIZE = 128
 LEARNING_RATE, WEIGHT_DECAY = 0.01, 0.01  # MNISTClassifier's defaults, and notebook 01's values
@@ -548,18 +549,6 @@ def quiet() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning)
 
 
-def use_offline_wandb(folder: Path) -> None:
-    """W&B offline, silent, with its run, staging, cache, artifact and settings folders inside `folder`."""
-    os.environ.update(WANDB_MODE="offline", WANDB_SILENT="true", WANDB_DIR=str(folder))
-    for name, sub in {
-        "WANDB_DATA_DIR": "data",
-        "WANDB_CACHE_DIR": "cache",
-        "WANDB_CONFIG_DIR": "config",
-        "WANDB_ARTIFACT_DIR": "artifacts",
-    }.items():
-        os.environ[name] = str(folder / sub)
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, help=f"training steps per timed run (default {FULL['steps']})")
@@ -591,7 +580,7 @@ def main(argv: list[str] | None = None) -> None:
     train = load_mnist().train
     with tempfile.TemporaryDirectory(prefix="throughput-") as tmp:
         folder = Path(tmp)
-        use_offline_wandb(folder / "wandb")
+        os.environ.update(offline_environment(folder / "wandb"))
         wandb_runs = WandbRuns(folder / "wandb")
         if args.profile:
             profile(train, args.steps, dev, folder, wandb_runs)

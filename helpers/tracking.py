@@ -63,6 +63,26 @@ def use_repo_folders() -> Path:
     return base
 
 
+def offline_environment(folder: str | os.PathLike) -> dict[str, str]:
+    """Environment variables for W&B offline and silent, with all its folders (runs, staging copies,
+    cache, settings, artifacts) and the series' `runs_dir()` inside `folder`.
+
+    For a process whose runs must stay out of `runs/`: tests, benchmarks, the README's pictures.
+    W&B reads these once per process, so set them before the process's first `wandb.init`.
+    """
+    folder = Path(folder)
+    return {
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "WANDB_DIR": str(folder),
+        "WANDB_DATA_DIR": str(folder / "wandb-data"),
+        "WANDB_CACHE_DIR": str(folder / "wandb-cache"),
+        "WANDB_CONFIG_DIR": str(folder / "wandb-config"),
+        "WANDB_ARTIFACT_DIR": str(folder / "artifacts"),
+        "TUTORIAL_RUNS_DIR": str(folder),
+    }
+
+
 def setup_wandb(silent: bool = True) -> str:
     """Decide W&B's mode, export it as `WANDB_MODE` and say in one line which mode and why.
 

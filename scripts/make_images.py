@@ -35,7 +35,7 @@ from helpers.data import MNISTDataModule, load_mnist  # noqa: E402
 from helpers.models import MNISTClassifier  # noqa: E402
 from helpers.paths import project_dir  # noqa: E402
 from helpers.plotting import plot_confusion_matrix, plot_curves, plot_samples  # noqa: E402
-from helpers.tracking import read_run  # noqa: E402
+from helpers.tracking import offline_environment, read_run  # noqa: E402
 
 PICTURES = ("mnist_samples", "training_curves", "confusion_matrix", "wandb_leet", "jupyterlab")
 RUN_PICTURES = {"training_curves", "confusion_matrix", "wandb_leet"}
@@ -56,16 +56,7 @@ def use_offline_wandb(folder: Path) -> None:
     """Offline W&B, every folder of it inside `folder`; call it before importing wandb."""
     for name in [name for name in os.environ if name.startswith("WANDB_")]:
         del os.environ[name]
-    os.environ.update(
-        WANDB_MODE="offline",
-        WANDB_SILENT="true",
-        WANDB_DIR=str(folder),
-        WANDB_DATA_DIR=str(folder / "wandb-data"),
-        WANDB_CACHE_DIR=str(folder / "wandb-cache"),
-        WANDB_CONFIG_DIR=str(folder / "wandb-config"),
-        WANDB_ARTIFACT_DIR=str(folder / "artifacts"),
-        TUTORIAL_RUNS_DIR=str(folder),
-    )
+    os.environ.update(offline_environment(folder))
 
 
 def train_short_run(folder: Path) -> tuple[MNISTClassifier, MNISTDataModule, Path]:

@@ -35,19 +35,10 @@ def _run_offline(command: list[str], folder: Path) -> tuple[str, list]:
     test's own is made in a process of its own. Returns the command's stdout and the runs it made,
     read back with helpers.tracking.read_run, oldest first.
     """
-    from helpers.tracking import find_runs, read_run
+    from helpers.tracking import find_runs, offline_environment, read_run
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    env.update(
-        WANDB_MODE="offline",
-        WANDB_SILENT="true",
-        WANDB_DIR=str(folder),
-        WANDB_DATA_DIR=str(folder / "staging"),
-        WANDB_CACHE_DIR=str(folder / "cache"),
-        WANDB_CONFIG_DIR=str(folder / "config"),
-        WANDB_ARTIFACT_DIR=str(folder / "artifacts"),
-        TUTORIAL_RUNS_DIR=str(folder),
-    )
+    env.update(offline_environment(folder))
     result = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"the run failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     return result.stdout, [read_run(path) for path in find_runs(folder / "wandb")]

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from helpers.tracking import offline_environment
+
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
@@ -114,15 +116,8 @@ def _lab_environment(workdir: Path, python_path: Path | None) -> dict[str, str]:
         JUPYTERLAB_SETTINGS_DIR=str(jupyter / "lab-settings"),
         JUPYTERLAB_WORKSPACES_DIR=str(jupyter / "lab-workspaces"),
         IPYTHONDIR=str(jupyter / "ipython"),
-        TUTORIAL_RUNS_DIR=str(wandb_home),
-        WANDB_MODE="offline",
-        WANDB_SILENT="true",
-        WANDB_DIR=str(wandb_home),
-        WANDB_DATA_DIR=str(wandb_home / "wandb-data"),
-        WANDB_CACHE_DIR=str(wandb_home / "wandb-cache"),
-        WANDB_CONFIG_DIR=str(wandb_home / "wandb-config"),
-        WANDB_ARTIFACT_DIR=str(wandb_home / "artifacts"),
     )
+    env.update(offline_environment(wandb_home))
     env.pop("WANDB_API_KEY", None)
     if python_path is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(python_path), env.get("PYTHONPATH")]))

@@ -3,11 +3,12 @@ from __future__ import annotations
 import os
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from helpers import tracking
-from helpers.tracking import read_run, setup_wandb
+from helpers.tracking import offline_environment, read_run, setup_wandb
 
 # A small offline run with every kind of record that read_run reads back. It runs in its own
 # process so that its WANDB_* settings apply (W&B reads them once per process).
@@ -189,3 +190,10 @@ def test_folders_the_reader_set_are_kept(clean_env, monkeypatch):
     monkeypatch.setenv("WANDB_DIR", str(clean_env / "mine"))
     tracking.use_repo_folders()
     assert os.environ["WANDB_DIR"] == str(clean_env / "mine")
+
+
+def test_offline_environment_keeps_every_folder_inside(tmp_path):
+    env = offline_environment(tmp_path)
+    assert env["WANDB_MODE"] == "offline" and env["WANDB_SILENT"] == "true"
+    folders = [value for name, value in env.items() if name.endswith("_DIR")]
+    assert len(folders) == 6 and all(Path(folder).is_relative_to(tmp_path) for folder in folders)
