@@ -1,6 +1,18 @@
-"""Argument checks shared by the helpers: each raises a one-sentence `ValueError` naming the argument."""
+"""Argument checks shared by the helpers: each raises a one-sentence `ValueError` naming the argument.
+
+A bool is never accepted as a number here (`True` is an int to Python, but never what a reader meant),
+and no number check lets NaN or infinity through: a learning rate of `inf` trains into NaN.
+"""
 
 from __future__ import annotations
+
+import math
+import numbers
+
+
+def _is_number(value: object) -> bool:
+    """A real number (Python's or numpy's), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def check_positive_int(name: str, value: object) -> None:
@@ -11,5 +23,39 @@ def check_positive_int(name: str, value: object) -> None:
 
 def check_fraction(name: str, value: object) -> None:
     """Refuse anything but a number strictly between 0 and 1."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+    if not _is_number(value) or not 0 < value < 1:
         raise ValueError(f"{name} must be a number strictly between 0 and 1, got {value!r}.")
+
+
+def check_probability(name: str, value: object) -> None:
+    """Refuse anything but a number in [0, 1): a dropout probability (1 would drop everything)."""
+    if not _is_number(value) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}.")
+
+
+def check_positive_number(name: str, value: object) -> None:
+    """Refuse anything but a finite number above zero (a learning rate)."""
+    if not _is_number(value) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number above 0, got {value!r}.")
+
+
+def check_non_negative_number(name: str, value: object) -> None:
+    """Refuse anything but a finite number of 0 or more (a weight decay)."""
+    if not _is_number(value) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number of 0 or more, got {value!r}.")
+
+
+def check_trial_budget(max_steps: object, val_every: object) -> None:
+    """Refuse a training budget that would never validate: the trial's result is its last validation."""
+    check_positive_int("max_steps", max_steps)
+    check_positive_int("val_every", val_every)
+    if val_every > max_steps:
+        raise ValueError(
+            f"val_every ({val_every}) must be at most max_steps ({max_steps}), or the trial never validates."
+        )
+
+
+def check_seed(name: str, value: object) -> None:
+    """Refuse anything but an int of 0 or more: a seed that `torch.Generator.manual_seed` takes as it is."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be an integer of 0 or more, got {value!r}.")

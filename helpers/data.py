@@ -11,6 +11,7 @@ than decoding and normalising each image on the fly (12-17 s, as long as the tra
 from __future__ import annotations
 
 import hashlib
+import os
 import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ import torch
 import torchvision
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 
-from helpers.checks import check_fraction, check_positive_int
+from helpers.checks import check_fraction, check_positive_int, check_seed
 from helpers.paths import DATA_DIR_VARIABLE, data_dir
 
 MEAN, STD = 0.1307, 0.3081  # pixel mean and standard deviation of the MNIST training images
@@ -59,7 +60,7 @@ def _raw_dir(root: Path) -> Path:
 
 
 def _idx_expected_size(path: Path) -> int:
-    """Size in bytes that an IDX file must have according to its own header."""
+    """Size in bytes that an IDX file must have according to its own header, or -1 if it has none."""
     with path.open("rb") as file:
         header = file.read(4)
         if len(header) < 4 or header[:2] != b"\x00\x00":
@@ -82,34 +83,106 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
+_PUT_A_GOOD_COPY = "delete it and put a good copy there."
+
+
+def _verify_file(path: Path, md5: str) -> None:
+    """Raise `DatasetCorruptError`, naming `path`, if it is not MNIST's file of that name."""
+    try:
+        size, expected = path.stat().st_size, _idx_expected_size(path)
+        matches = size == expected and _md5(path) == md5
+    except OSError as error:  # unreadable: permissions, a dangling link, an I/O error
+        raise DatasetCorruptError(f"{path} cannot be read ({error.strerror}): {_PUT_A_GOOD_COPY}") from None
+    if expected < 0:
+        raise DatasetCorruptError(
+            f"{path} is not an MNIST file (no IDX header; {size:,} bytes): {_PUT_A_GOOD_COPY}"
+        )
+    if size != expected:
+        raise DatasetCorruptError(
+            f"{path} is truncated or corrupt ({size:,} bytes, its header promises {expected:,}): "
+            f"{_PUT_A_GOOD_COPY}"
+        )
+    if not matches:
+        raise DatasetCorruptError(f"{path} is corrupt (its MD5 sum is not MNIST's {md5}): {_PUT_A_GOOD_COPY}")
+
+
 def verify_raw_files(root: Path) -> None:
     """Raise `DatasetCorruptError`, naming the file, if any MNIST file is truncated or damaged."""
     for name, md5 in RAW_FILES_MD5.items():
+        _verify_file(_raw_dir(root) / name, md5)
+
+
+def _check_layout(root: Path) -> list[str]:
+    """The names of the MNIST files missing from `<root>/MNIST/raw/`, after checking that every path on
+    the way is a folder and every file that is there is a file: one sentence naming the path if not."""
+    for folder in (root, root / "MNIST", _raw_dir(root)):
+        if folder.exists() and not folder.is_dir():
+            raise DatasetNotFoundError(
+                f"{folder} is a file, but MNIST needs a folder there: move the file away or set "
+                f"{DATA_DIR_VARIABLE} to another folder."
+            )
+    missing = []
+    for name in RAW_FILES_MD5:
         path = _raw_dir(root) / name
-        size, expected = path.stat().st_size, _idx_expected_size(path)
-        if size != expected:
-            raise DatasetCorruptError(
-                f"{path} is truncated or corrupt ({size:,} bytes, its header promises "
-                f"{max(expected, 0):,}): delete it and put a good copy there."
+        if path.is_dir():
+            raise DatasetNotFoundError(
+                f"{path} is a folder, but it must be MNIST's file of that name: remove the folder and put "
+                f"the uncompressed file there."
             )
-        if _md5(path) != md5:
-            raise DatasetCorruptError(
-                f"{path} is corrupt (its MD5 sum is not MNIST's {md5}): delete it and put a good copy there."
-            )
+        if not path.is_file():
+            missing.append(name)
+    return missing
+
+
+def _explain_missing(root: Path, missing: list[str]) -> str:
+    """What is missing from `<root>/MNIST/raw/` and what to do, as the end of a sentence."""
+    gzipped = [name for name in missing if (_raw_dir(root) / f"{name}.gz").is_file()]
+    if gzipped:
+        return f"only the .gz of {', '.join(gzipped)} is there: uncompress it in place (gunzip)"
+    if len(missing) < len(RAW_FILES_MD5):
+        return (
+            f"{', '.join(missing)} missing while the other files are there: copy the missing files there "
+            f"(see data/README.md), or empty the folder to download all four"
+        )
+    return (
+        f"put the four uncompressed files ({', '.join(RAW_FILES_MD5)}) there, or set {DATA_DIR_VARIABLE} "
+        f"to the folder that holds MNIST/raw/"
+    )
 
 
 def _download(root: Path) -> None:
-    """Fetch MNIST with torchvision, or explain in one sentence what to do when that fails."""
+    """Fetch MNIST with torchvision, or explain in one sentence what to do when that fails.
+
+    A folder that cannot be written and a failed network are different problems with different
+    remedies, so a write error is reported as such, not as "no network".
+    """
+    raw = _raw_dir(root)
+    try:
+        raw.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DatasetNotFoundError(
+            f"MNIST is not in {raw} and that folder cannot be created ({error.strerror}): make "
+            f"{root} writable, or set {DATA_DIR_VARIABLE} to a folder you can write to."
+        ) from None
     try:
         for train in (True, False):
             torchvision.datasets.MNIST(root, train=train, download=True)
-    except (urllib.error.URLError, RuntimeError, OSError):
-        files = ", ".join(RAW_FILES_MD5)
+    except urllib.error.URLError as error:
+        reason = f"no network? {error.reason}"
+    except RuntimeError as error:  # torchvision: every mirror failed, or a download was damaged
+        reason = f"no network? {str(error).splitlines()[-1].strip()}"
+    except OSError as error:  # a local write failed: no network reason applies
         raise DatasetNotFoundError(
-            f"MNIST is not in {_raw_dir(root)} and could not be downloaded (no network?): "
-            f"put the four uncompressed files ({files}) there, or set {DATA_DIR_VARIABLE} to the "
-            f"folder that holds MNIST/raw/."
+            f"MNIST could not be downloaded into {raw}: writing {error.filename or raw} failed "
+            f"({error.strerror}); make it writable and free some space, or set {DATA_DIR_VARIABLE} to "
+            f"another folder."
         ) from None
+    else:
+        return
+    explanation = _explain_missing(root, _check_layout(root))
+    raise DatasetNotFoundError(
+        f"MNIST is not in {raw} and could not be downloaded ({reason}): {explanation}."
+    ) from None
 
 
 def _normalised_images(dataset: torchvision.datasets.MNIST) -> torch.Tensor:
@@ -118,12 +191,20 @@ def _normalised_images(dataset: torchvision.datasets.MNIST) -> torch.Tensor:
 
 def ensure_mnist(root: str | Path | None = None, download: bool = True) -> Path:
     """Make sure the four MNIST files are in `<root>/MNIST/raw/` and intact; return `root`."""
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise ValueError(f"root must be a folder path (a str or Path), got {root!r}.")
     root = Path(root) if root is not None else data_dir()
-    if not all((_raw_dir(root) / name).is_file() for name in RAW_FILES_MD5):
-        if not download:
-            raise DatasetNotFoundError(
-                f"MNIST is not in {_raw_dir(root)}: put the four files there or pass download=True."
-            )
+    missing = _check_layout(root)
+    if missing and not download:
+        raise DatasetNotFoundError(
+            f"MNIST is not in {_raw_dir(root)}: {_explain_missing(root, missing)}, or pass download=True."
+        )
+    if 0 < len(missing) < len(RAW_FILES_MD5):
+        # Part of MNIST is there (copied by hand, most likely): a download would overwrite those files.
+        raise DatasetNotFoundError(
+            f"MNIST is incomplete in {_raw_dir(root)}: {_explain_missing(root, missing)}."
+        )
+    if missing:
         _download(root)
     verify_raw_files(root)
     return root
@@ -141,6 +222,7 @@ def load_mnist(
     generator, so the split is the same on every run whatever else was seeded.
     """
     check_fraction("val_fraction", val_fraction)
+    check_seed("split_seed", split_seed)
     root = ensure_mnist(root, download)
     train_full = torchvision.datasets.MNIST(root, train=True, download=False)
     test = torchvision.datasets.MNIST(root, train=False, download=False)

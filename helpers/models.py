@@ -12,7 +12,12 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from helpers.checks import check_positive_int
+from helpers.checks import (
+    check_non_negative_number,
+    check_positive_int,
+    check_positive_number,
+    check_probability,
+)
 
 
 class ConvNet(nn.Module):
@@ -29,8 +34,7 @@ class ConvNet(nn.Module):
         super().__init__()
         for name, value in (("channels", channels), ("hidden", hidden), ("num_classes", num_classes)):
             check_positive_int(name, value)
-        if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}.")
+        check_probability("dropout", dropout)
         self.features = nn.Sequential(
             nn.Conv2d(1, channels, kernel_size=3, padding=1),
             nn.BatchNorm2d(channels),
@@ -72,10 +76,8 @@ class MNISTClassifier(pl.LightningModule):
         weight_decay: float = 0.01,
     ) -> None:
         super().__init__()
-        if not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
-            raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}.")
-        if not isinstance(weight_decay, (int, float)) or not weight_decay >= 0:
-            raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}.")
+        check_positive_number("learning_rate", learning_rate)
+        check_non_negative_number("weight_decay", weight_decay)
         self.save_hyperparameters()  # stored in checkpoints, and sent to the logger's config
         self.model = ConvNet(channels, hidden, dropout)
         self.train_accuracy = MulticlassAccuracy(num_classes=10, average="micro")

@@ -18,7 +18,7 @@ import pytorch_lightning as pl
 import wandb
 from pytorch_lightning.loggers import Logger, WandbLogger
 
-from helpers.checks import check_positive_int
+from helpers.checks import check_positive_int, check_trial_budget
 from helpers.data import MNISTDataModule
 from helpers.models import MNISTClassifier
 from helpers.paths import runs_dir
@@ -42,8 +42,9 @@ def train_trial(
     Every trial starts from the same `seed` (same initial weights for the same shape, same batches),
     so trials differ by their hyperparameters only.
     """
-    check_positive_int("max_steps", max_steps)
-    check_positive_int("val_every", val_every)
+    check_trial_budget(max_steps, val_every)
+    if not isinstance(params, dict):
+        raise ValueError(f"params must be a dict of {', '.join(HYPERPARAMETERS)}, got {params!r}.")
     missing = [name for name in HYPERPARAMETERS if name not in params]
     if missing:
         raise ValueError(f"params lacks {', '.join(missing)}; it needs {', '.join(HYPERPARAMETERS)}.")
@@ -99,6 +100,7 @@ def objective(
     val_every: int = 40,
 ) -> float:
     """One Optuna trial: train on a budget, logged as its own W&B run in `group`; pruned trials stop early."""
+    check_trial_budget(max_steps, val_every)  # before a W&B run is made for nothing
     params = suggest(trial)
     logger = WandbLogger(
         project=PROJECT,
@@ -157,6 +159,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--max-steps", type=int, default=120, help="training steps per trial")
     parser.add_argument("--val-every", type=int, default=40, help="validate (and maybe prune) every N steps")
     args = parser.parse_args(argv)
+    try:
+        check_positive_int("--trials", args.trials)
+        check_trial_budget(args.max_steps, args.val_every)
+    except ValueError as error:
+        parser.error(str(error))
     setup_wandb()
     storage = args.storage if "://" in args.storage else journal_storage(args.storage)
     study = load_study(args.study, storage)

@@ -85,8 +85,8 @@ def test_classifier_logs_the_keys_the_notebooks_read(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"learning_rate": 0}, "learning_rate must be a positive number"),
-        ({"weight_decay": -1}, "weight_decay must be a number >= 0"),
+        ({"learning_rate": 0}, "learning_rate must be a finite number above 0"),
+        ({"weight_decay": -1}, "weight_decay must be a finite number of 0 or more"),
         ({"channels": -2}, "channels must be a positive integer"),
     ],
 )
