@@ -4,7 +4,13 @@ They work with any classification `LightningModule` whose forward pass maps a ba
 class logits, and with any validation loader that yields `(inputs, labels)` batches: they call
 `pl_module(inputs)` and nothing else of the model. Each looks at a bounded number of validation
 samples, on rank zero only, so it costs little. Without a `WandbLogger` they say so once and skip
-(the confusion matrix is then saved as a PNG beside the logs instead).
+(the confusion matrix is then saved as a PNG in the logger's folder instead, and skipped with no
+logger at all: nothing is written outside a run's folders).
+
+Each checks the model once, on the first batch it sees (the sanity check's, or else the first
+training batch): batches must be `(inputs, labels)`, `forward` must return logits of shape
+`(batch, classes)`, the class names and labels must fit those classes. A model that does not fit
+stops the fit with one sentence before any training time is lost, not with an error an epoch later.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import wandb
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_warn
 
-from helpers.checks import check_positive_int
+from helpers.checks import check_class_names, check_optional_callable, check_positive_int
 from helpers.plotting import plot_confusion_matrix
 
 ToPixels = Callable[[torch.Tensor], torch.Tensor]
@@ -47,16 +53,84 @@ class _ValidationSamples(pl.Callback):
         self, num_samples: int, class_names: Sequence[str] | None = None, to_pixels: ToPixels | None = None
     ) -> None:
         check_positive_int("num_samples", num_samples)
+        check_class_names("class_names", class_names)
+        check_optional_callable("to_pixels", to_pixels)
         self.num_samples = num_samples
         self.class_names = list(class_names) if class_names is not None else None
         self.to_pixels = to_pixels or _rescale
         self.wandb_logger: WandbLogger | None = None
+        self.active = False  # whether it has somewhere to log to in this fit
+        self.model_checked = False
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.wandb_logger = find_wandb_logger(trainer)
-        if self.wandb_logger is None and self.needs_wandb:
-            rank_zero_warn(
-                f"{type(self).__name__} logs to W&B, but this Trainer has no WandbLogger: it will skip."
+        self.active = self.wandb_logger is not None or (not self.needs_wandb and bool(trainer.loggers))
+        self.model_checked = False
+        if self.active:
+            return
+        if self.needs_wandb:
+            missing = "logs to W&B, but this Trainer has no WandbLogger"
+        else:
+            missing = "saves into the logger's folder, but this Trainer has no logger"
+        rank_zero_warn(f"{type(self).__name__} {missing}: it will skip.")
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int
+    ) -> None:
+        self.check_model(pl_module, batch)
+
+    def on_validation_batch_start(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        batch,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        self.check_model(pl_module, batch)
+
+    @torch.no_grad()
+    def check_model(self, pl_module: pl.LightningModule, batch: object) -> None:
+        """Once per fit, on the first batch: raise one sentence if the model or data cannot be shown."""
+        if self.model_checked or not self.active:
+            return
+        self.model_checked = True
+        name = type(self).__name__
+        if not (isinstance(batch, (list, tuple)) and len(batch) == 2 and all(map(torch.is_tensor, batch))):
+            raise ValueError(
+                f"{name} needs batches of (inputs, labels) tensors, but got a {type(batch).__name__}."
+            )
+        inputs, labels = batch
+        was_training = pl_module.training
+        pl_module.eval()
+        logits = pl_module(inputs[:2])
+        pl_module.train(was_training)
+        if not torch.is_tensor(logits):
+            raise TypeError(
+                f"{name} needs the model's forward to return a tensor of class logits (batch, classes), "
+                f"but it returned a {type(logits).__name__}: make forward return the logits."
+            )
+        if logits.dim() != 2 or logits.shape[0] != len(inputs[:2]):
+            raise ValueError(
+                f"{name} needs the model's forward to return class logits of shape (batch, classes), "
+                f"but for a batch of {len(inputs[:2])} it returned shape {tuple(logits.shape)}."
+            )
+        classes = logits.shape[1]
+        if self.class_names is not None and len(self.class_names) != classes:
+            raise ValueError(
+                f"{name} was given {len(self.class_names)} class names, but the model scores {classes} "
+                f"classes: pass one name per class."
+            )
+        if labels.dtype.is_floating_point or labels.dim() != 1:
+            raise ValueError(
+                f"{name} needs labels as a 1-D tensor of class indices, but got shape {tuple(labels.shape)} "
+                f"of {labels.dtype}."
+            )
+        outside = labels[(labels < 0) | (labels >= classes)]
+        if len(outside):
+            raise ValueError(
+                f"{name} needs labels from 0 to {classes - 1} (the model scores {classes} classes), but a "
+                f"batch has label {int(outside[0])}."
             )
 
     def name_of(self, index: int) -> str:
@@ -90,11 +164,7 @@ class _ValidationSamples(pl.Callback):
         return probabilities
 
     def should_run(self, trainer: pl.Trainer) -> bool:
-        return (
-            trainer.is_global_zero
-            and not trainer.sanity_checking
-            and (self.wandb_logger or not self.needs_wandb)
-        )
+        return trainer.is_global_zero and not trainer.sanity_checking and self.active
 
 
 class LogPredictions(_ValidationSamples):
@@ -176,7 +246,7 @@ class LogConfusionMatrix(_ValidationSamples):
     """After each validation epoch, log the confusion matrix of the first `num_samples` validation
     samples, as a seaborn heatmap (`val/confusion_matrix_heatmap`) and as W&B's interactive chart
     (`val/confusion_matrix`), with ROC and precision-recall curves from the same predictions.
-    Without a `WandbLogger` the heatmap is saved as a PNG in the trainer's log folder instead."""
+    Without a `WandbLogger` the heatmap is saved as a PNG in the logger's folder instead."""
 
     needs_wandb = False
 
@@ -194,7 +264,7 @@ class LogConfusionMatrix(_ValidationSamples):
         figure = plot_confusion_matrix(labels, predictions, class_names=names)
         figure.axes[0].set_title(f"{figure.axes[0].get_title()}, epoch {trainer.current_epoch}")
         if self.wandb_logger is None:
-            folder = Path(trainer.log_dir or trainer.default_root_dir)
+            folder = Path(trainer.log_dir)  # the logger's folder: `active` means there is a logger
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"confusion_matrix_epoch{trainer.current_epoch}.png"
             figure.savefig(path, dpi=100)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 
 
 def _is_number(value: object) -> bool:
@@ -59,3 +60,21 @@ def check_seed(name: str, value: object) -> None:
     """Refuse anything but an int of 0 or more: a seed that `torch.Generator.manual_seed` takes as it is."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{name} must be an integer of 0 or more, got {value!r}.")
+
+
+def check_class_names(name: str, value: object) -> None:
+    """Refuse anything but None or a sequence of strings (a single string would be read letter by letter)."""
+    if value is None:
+        return
+    if (
+        isinstance(value, str)
+        or not isinstance(value, Sequence)
+        or not all(isinstance(v, str) for v in value)
+    ):
+        raise ValueError(f"{name} must be a list of strings, one per class, got {value!r}.")
+
+
+def check_optional_callable(name: str, value: object) -> None:
+    """Refuse anything but None or something that can be called."""
+    if value is not None and not callable(value):
+        raise ValueError(f"{name} must be a function (or None), got {value!r}.")

@@ -160,3 +160,17 @@ def test_inputs_are_rescaled_for_display_when_no_mapping_is_given():
 def test_bad_arguments(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_with_no_logger_at_all_nothing_is_written(tmp_path, monkeypatch):
+    """Without any logger there is no run folder: the confusion matrix must not land in the current folder."""
+    namespace: dict = {}
+    exec(compile(TINY, "tiny", "exec"), namespace)
+    train, val = namespace["loaders"]()
+    monkeypatch.chdir(tmp_path)
+    matrix = LogConfusionMatrix(num_samples=60)
+    with pytest.warns(
+        UserWarning, match="LogConfusionMatrix saves into the logger's folder, but this Trainer has no"
+    ):
+        namespace["trainer"](False, [matrix]).fit(namespace["TinyClassifier"](), train, val)
+    assert matrix.saved == [] and list(tmp_path.iterdir()) == []
