@@ -7,7 +7,9 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import types
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -160,11 +162,76 @@ def test_checked_outputs_name_no_run_or_process(notebook):
         )
 
 
+# Folders that hold a reader's files on some machine; with the repository and the home folder, a stored
+# output that names one of them as a whole path names this machine.
+MACHINE_FOLDERS = ("/tmp", "/root", "/home", "/Users", "/var/folders", "/private")
+
+
+def machine_paths(text: str, folders: Iterable[str]) -> list[str]:
+    """Each of `folders` that `text` names as a whole path: not inside a longer name, and ending at a
+    separator, a quote, a space or the end. `runs/artifacts/tmpkv8augce` names no `/tmp`."""
+    found = []
+    for folder in folders:
+        folder = folder.rstrip("/\\")
+        if folder and re.search(rf"(?<![\w.~/-]){re.escape(folder)}(?![^/\\\s\"'`,;:)\]}}>])", text):
+            found.append(folder)
+    return found
+
+
+def strings_in(value: object) -> Iterator[str]:
+    """Every string inside a notebook's JSON, as the reader sees it (escapes decoded)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from strings_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings_in(item)
+
+
+def this_machines_folders() -> set[str]:
+    folders = {str(ROOT), str(ROOT.parent), os.path.expanduser("~"), tempfile.gettempdir(), *MACHINE_FOLDERS}
+    return {folder for folder in folders if folder not in ("/", "")}
+
+
+@pytest.mark.parametrize(
+    "text, folder, named",
+    [
+        ("runs/wandb-data/artifacts/staging/tmpkv8augce", "/tmp", False),
+        ("/tmp", "/tmp", True),
+        ("saved to /tmp/x/model.ckpt", "/tmp", True),
+        ("'/tmp'", "/tmp", True),
+        ("/tmpfiles/a", "/tmp", False),
+        ("see runs/tmp/a", "/tmp", False),
+        ("/home/reader/my clone/notebooks", "/home/reader/my clone", True),
+        ("/home/reader/my clone2/notebooks", "/home/reader/my clone", False),
+        ("C:\\Users\\reader\\x", "C:\\Users\\reader", True),
+        ("/a/b/c/d/e/f/g/h/repo/runs/x", "/a/b/c/d/e/f/g/h/repo", True),
+        ("runs/x", "/a/b/c/d/e/f/g/h/repo", False),
+    ],
+)
+def test_machine_paths_finds_whole_paths_only(text, folder, named):
+    assert machine_paths(text, [folder]) == ([folder] if named else [])
+
+
+@pytest.mark.parametrize(
+    "clone", ["/tmp/lightning-wandb", "/tmp/a folder with spaces/lw", "/srv/" + "deep/" * 12 + "lw"]
+)
+def test_a_stored_notebook_names_no_folder_of_a_clone_anywhere(clone):
+    """The stored notebooks name no machine path whatever folder the clone is in; a real one is found."""
+    folders = {clone, str(Path(clone).parent), *MACHINE_FOLDERS}
+    for path in NOTEBOOKS:
+        assert machine_paths("\n".join(strings_in(load(path))), folders) == [], path.name
+    planted = f"checkpoint saved to {clone}/runs/last.ckpt"
+    assert machine_paths(planted, folders)
+
+
 def test_no_machine_paths_secrets_or_blobs(notebook):
     path, nb = notebook
+    named = machine_paths("\n".join(strings_in(nb)), this_machines_folders())
+    assert not named, f"{path.name} names this machine's folders: {named}"
     text = path.read_text()
-    for local in {str(ROOT), str(ROOT.parent), os.path.expanduser("~"), "/tmp/", "/root/"}:
-        assert local not in text, f"{path.name} contains the local path {local}"
     assert not re.search(r"(?<![0-9a-f])[0-9a-f]{40}(?![0-9a-f])", text), (
         "something shaped like a W&B API key"
     )
@@ -202,3 +269,21 @@ def test_notebook_03_shows_the_classifier_that_helpers_ships():
     (path,) = [p for p in NOTEBOOKS if p.name.startswith("03_")]
     cells = [source(c).strip() for c in code_cells(load(path))]
     assert inspect.getsource(MNISTClassifier).strip() in cells
+
+
+def stored_text(path: Path) -> str:
+    """Everything a notebook's code cells printed, as stored."""
+    return "".join(
+        "".join(output.get("text", "")) for cell in code_cells(load(path)) for output in cell["outputs"]
+    )
+
+
+def test_notebooks_01_02_03_store_the_same_test_result():
+    """The plain loop, the W&B-instrumented loop and the Lightning translation train on the same batches
+    with the same dropout masks from the same seed, so they print the same test loss and accuracy."""
+    results = {}
+    for path in NOTEBOOKS[:3]:
+        found = re.findall(r"test loss (\d\.\d{4}), test accuracy (\d+\.\d\d)%", stored_text(path))
+        assert len(found) == 1, f"{path.name} should print its test loss and accuracy once, found {found}"
+        results[path.name] = found[0]
+    assert len(set(results.values())) == 1, results
