@@ -1,18 +1,23 @@
 """W&B without an account: choose the mode, keep run files in `runs/`, and read offline runs back.
 
-An offline run keeps everything it logged in one `.wandb` file. `read_run` reads it with W&B's
-own reader, `wandb leet inspect --json` (wandb >= 0.31), so notebooks can show what was logged
-and tests can assert on it without a server. `collect_runs` puts every run on disk in one table.
+An offline run keeps everything it logged in one `.wandb` file. `read_run` checks every record's
+checksum (`helpers.runfile`) and reads it with W&B's own reader, `wandb leet inspect --json` (wandb
+>= 0.31), so notebooks can show what was logged and tests can assert on it without a server.
+`find_runs` lists run folders (with `run_id`, the parts of one resumed run) and `collect_runs` puts
+every run on disk in one table.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import json
 import netrc
 import os
+import re
 import subprocess
 import sys
+import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,6 +27,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from helpers.paths import display_path, runs_dir
+from helpers.runfile import DamagedRunFileError, RunFileCheck, check_run_file
 
 WANDB_MODES = ("online", "offline", "disabled", "shared")
 DEFAULT_BASE_URL = "https://api.wandb.ai"
@@ -135,7 +141,8 @@ class RunRecord:
     """What one W&B run logged, read back from its local `.wandb` file.
 
     `group` and `job_type` are what `wandb.init` was given (empty if nothing), `start_time` when the
-    run (or, for a resumed run's later folder, that part) started.
+    run (or, for a resumed run's later folder, that part) started. `damage` is empty for a whole
+    file; for a damaged file read with `partial=True` it says what is wrong and how much was read.
     """
 
     path: Path
@@ -153,11 +160,55 @@ class RunRecord:
     group: str = ""
     job_type: str = ""
     start_time: str = ""  # ISO 8601, UTC, as W&B wrote it
+    damage: str = ""
 
     @property
     def files_dir(self) -> Path:
         """The run's `files/` folder, where logged media (images, tables) are written."""
         return self.path / "files"
+
+    @property
+    def partial(self) -> bool:
+        """Whether this is only the intact part of a damaged file."""
+        return bool(self.damage)
+
+
+class NoRunYetError(RuntimeError):
+    """A `.wandb` file holds W&B's header and nothing else: its process stopped (or is starting) before
+    W&B wrote the run."""
+
+
+WANDB_TESTED = (0, 31)  # the wandb release whose reader's output `read_run` was written against
+READ_TIMEOUT_S = 120  # W&B's reader takes milliseconds on a notebook's run; this is for a hung reader
+
+
+def _wandb_version() -> str:
+    return importlib.metadata.version("wandb")
+
+
+def _downgrade_hint(version: str) -> str:
+    tested = ".".join(map(str, WANDB_TESTED))
+    upper = f"{WANDB_TESTED[0]}.{WANDB_TESTED[1] + 1}"
+    return f"read_run knows wandb {tested} and this is {version}: pip install 'wandb>={tested},<{upper}'"
+
+
+@functools.cache
+def check_wandb_version(version: str | None = None) -> None:
+    """Refuse a wandb older than the reader `read_run` uses, and warn once about a newer one.
+
+    `read_run` runs W&B's own reader, `wandb leet inspect --json` (new in 0.31), and interprets its
+    output; a later release may change that output, so it works there but says which version it knows.
+    """
+    version = version or _wandb_version()
+    match = re.match(r"(\d+)\.(\d+)", version)
+    found = (int(match[1]), int(match[2])) if match else (0, 0)
+    if found < WANDB_TESTED:
+        raise RuntimeError(
+            f"read_run needs wandb {'.'.join(map(str, WANDB_TESTED))} or newer (for its `wandb leet inspect` "
+            f"reader), but wandb {version} is installed: upgrade it with pip install -U 'wandb>=0.31'."
+        )
+    if found > WANDB_TESTED:
+        warnings.warn(f"if a run reads wrongly: {_downgrade_hint(version)}.", stacklevel=3)
 
 
 @functools.cache
@@ -171,52 +222,143 @@ def _wandb_core() -> str | None:
         return None
 
 
-def _inspect(run_dir: Path, *options: str) -> str:
-    # `wandb leet inspect` starts Python and imports wandb (about a second) only to run `wandb-core
-    # leet inspect`; running that directly takes milliseconds, which matters for tables of many runs.
-    # Same reader, same output; if the direct call fails for any reason, the command below decides.
-    core, wandb_files = _wandb_core(), sorted(run_dir.glob("run-*.wandb"))
-    if core is not None and len(wandb_files) == 1:
+def _inspect(run_file: Path, *options: str) -> str:
+    """The JSON that W&B's reader prints for one `.wandb` file, with a time limit.
+
+    `wandb leet inspect` starts Python and imports wandb (about a second) only to run `wandb-core leet
+    inspect`; running that directly takes milliseconds, which matters for tables of many runs. Same
+    reader, same output; if the direct call fails, the public command decides.
+    """
+    check_wandb_version()
+    commands = [[sys.executable, "-m", "wandb", "leet", "inspect", "--json", *options, str(run_file)]]
+    if (core := _wandb_core()) is not None:
         direct = [core, "leet", "inspect", "--no-observability", "--json", *options]
-        direct += ["--run-file", str(wandb_files[0]), str(run_dir.parent)]
-        result = subprocess.run(direct, capture_output=True, text=True, check=False)
+        commands.insert(0, [*direct, "--run-file", str(run_file), str(run_file.parent.parent)])
+    for command in commands:
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=READ_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(
+                f"W&B's reader did not finish reading {run_file} ({run_file.stat().st_size:,} bytes) within "
+                f"{READ_TIMEOUT_S} s: if the file is that large, raise helpers.tracking.READ_TIMEOUT_S."
+            ) from None
         if result.returncode == 0:
             return result.stdout
-    command = [sys.executable, "-m", "wandb", "leet", "inspect", "--json", *options, str(run_dir)]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"`wandb leet inspect` could not read {run_dir}: {result.stderr.strip()}")
-    return result.stdout
+    error = (result.stderr.strip().splitlines() or ["no message"])[-1]
+    raise RuntimeError(
+        f"W&B's reader could not read {run_file} ({error}); {_downgrade_hint(_wandb_version())}."
+    )
 
 
-def _run_folder(path: str | Path) -> Path:
+def _run_file(path: str | os.PathLike) -> Path:
+    """The `.wandb` file of a run folder (or the file itself), or one sentence on why `path` is not one."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"path must be a run folder or a .wandb file (a str or Path), got {path!r}.")
     path = Path(path)
-    if path.is_file() and path.suffix == ".wandb":
-        return path.parent
-    if path.is_dir() and any(path.glob("*.wandb")):
-        return path.resolve()
-    raise ValueError(f"{path} is not a W&B run folder (one holding a .wandb file) nor a .wandb file.")
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} does not exist: pass a run folder (find_runs lists them) or its .wandb file."
+        )
+    if path.is_file():
+        if path.suffix != ".wandb":
+            raise ValueError(f"{path} is not a .wandb file: pass a run folder or the .wandb file in it.")
+        return path
+    files = sorted(path.glob("*.wandb"))
+    if len(files) > 1:
+        raise ValueError(f"{path} holds {len(files)} .wandb files: pass the one to read.")
+    if not files:
+        if any(path.glob("*/*.wandb")):
+            raise ValueError(
+                f"{path} is a folder of runs, not one run: pass one of its run folders (find_runs)."
+            )
+        raise ValueError(f"{path} is not a W&B run folder (one holding a .wandb file) nor a .wandb file.")
+    return files[0]
 
 
-def find_runs(directory: str | Path | None = None) -> list[Path]:
-    """Run folders under `directory` (default: the W&B folder in `runs/`), oldest first."""
-    directory = Path(directory) if directory is not None else runs_dir() / "wandb"
+def _check_readable(run_file: Path, partial: bool) -> RunFileCheck:
+    """Check the file's records; raise if it is damaged and the caller did not ask for the intact part."""
+    check = check_run_file(run_file)
+    if check.intact and check.records < 2:  # the first record is W&B's version header
+        raise NoRunYetError(
+            f"{run_file} holds no run yet (its process stopped, or is starting, before W&B wrote one)."
+        )
+    if check.records < 2:
+        raise DamagedRunFileError(f"{check.describe()}.", check)
+    if not check.intact and not partial:
+        raise DamagedRunFileError(
+            f"{check.describe()}: pass partial=True to read those (the record is then flagged partial).",
+            check,
+        )
+    return check
+
+
+def find_runs(directory: str | Path | None = None, run_id: str | None = None) -> list[Path]:
+    """Run folders under `directory` (default: the W&B folder in `runs/`), oldest first.
+
+    With `run_id`, only that run's folders: a run resumed offline leaves one folder per part. They
+    are found by the id W&B recorded in each file, not by the folder's name (which gets a `-1` when
+    two parts start within one second), and ordered by when each part started.
+    """
+    if directory is None:
+        directory = runs_dir() / "wandb"
+        if not directory.exists():
+            return []  # no run made yet
+    directory = Path(directory)
+    if not directory.is_dir():
+        problem = "does not exist" if not directory.exists() else "is a file, not a folder"
+        raise FileNotFoundError(f"{directory} {problem}: pass the folder that holds the run folders.")
     folders = {p.parent for p in directory.rglob("*.wandb")}
-    return sorted(folders, key=lambda folder: folder.stat().st_mtime)
+    if run_id is None:
+        return sorted(folders, key=lambda folder: folder.stat().st_mtime)
+    parts = []
+    for folder in folders:
+        for run_file in folder.glob(f"run-{run_id}.wandb"):  # W&B names the file after the run: a first sieve
+            overview = json.loads(_inspect(run_file, "--summary"))
+            if overview.get("run_id") == run_id:
+                parts.append((overview.get("start_time") or "", folder))
+    return [folder for _, folder in sorted(parts)]
 
 
-def read_run(path: str | Path) -> RunRecord:
+def read_run(path: str | Path, partial: bool = False) -> RunRecord:
     """Read a finished or running W&B run from disk: a run folder or its `.wandb` file.
 
     Uses W&B's own reader (`wandb leet inspect --json`): the summary (with `define_metric`
     min/max applied) from its `--summary` view, history, system metrics and artifacts from its
     records. History columns of nested values are flattened with dots (`image.path`).
+
+    Every record's checksum is checked first (`helpers.runfile`): a cut-off or damaged file raises
+    `DamagedRunFileError`, naming the file and how far it is intact, unless `partial` is set; then the
+    intact records are read and the record says so in `damage`.
     """
-    run_dir = _run_folder(path)
-    overview = json.loads(_inspect(run_dir, "--summary"))
+    run_file = _run_file(path)
+    check = _check_readable(run_file, partial)
+    if check.intact:
+        return _parse(run_file.parent.resolve(), run_file, "")
+    with tempfile.TemporaryDirectory() as folder:  # W&B's reader gets a copy of the intact part
+        copy = Path(folder) / run_file.parent.name / run_file.name
+        copy.parent.mkdir()
+        with run_file.open("rb") as source:
+            copy.write_bytes(source.read(check.intact_bytes))
+        return _parse(run_file.parent.resolve(), copy, check.describe())
+
+
+def _parse(run_dir: Path, run_file: Path, damage: str) -> RunRecord:
+    """A `RunRecord` from what W&B's reader prints for `run_file`."""
+    try:
+        return _parse_records(
+            run_dir, json.loads(_inspect(run_file, "--summary")), _inspect(run_file), damage
+        )
+    except (KeyError, TypeError, json.JSONDecodeError) as error:  # the reader's output changed
+        raise RuntimeError(
+            f"W&B's reader printed what read_run cannot interpret for {run_file} ({type(error).__name__}: "
+            f"{error}); {_downgrade_hint(_wandb_version())}."
+        ) from None
+
+
+def _parse_records(run_dir: Path, overview: dict, records: str, damage: str) -> RunRecord:
     history, stats, artifacts, files = [], [], [], []
     run_info: dict = {}
-    for line in _inspect(run_dir).splitlines():
+    for line in records.splitlines():
         record = json.loads(line)
         kind = record.get("type")
         if kind == "run":
@@ -260,6 +402,7 @@ def read_run(path: str | Path) -> RunRecord:
         group=run_info.get("run_group", ""),
         job_type=run_info.get("job_type", ""),
         start_time=overview.get("start_time") or "",
+        damage=damage,
     )
 
 
@@ -291,7 +434,19 @@ def artifact_versions(run: RunRecord, type: str = "model") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-RUN_COLUMNS = ("id", "name", "project", "group", "job_type", "state", "tags", "start_time", "parts", "path")
+RUN_COLUMNS = (
+    "id",
+    "name",
+    "project",
+    "group",
+    "job_type",
+    "state",
+    "tags",
+    "start_time",
+    "parts",
+    "partial",
+    "path",
+)
 
 
 def _flatten(values: dict, prefix: str) -> dict:
@@ -340,23 +495,29 @@ def _run_row(parts: list[RunRecord]) -> dict:
         "tags": last.tags,
         "start_time": pd.Timestamp(parts[0].start_time) if parts[0].start_time else pd.NaT,
         "parts": len(parts),
+        "partial": any(part.partial for part in parts),
         "path": last.path,
         **_flatten(config, "config."),
         **_flatten(_merge_summaries([part.summary for part in parts]), "summary."),
     }
 
 
-def _read_or_error(folder: Path) -> RunRecord | Exception:
+def _read_or_error(folder: Path, partial: bool) -> RunRecord | Exception:
     try:
-        record = read_run(folder)
-    except (RuntimeError, ValueError, KeyError, json.JSONDecodeError) as error:
+        return read_run(folder, partial=partial)
+    except NoRunYetError as error:
         return error
-    if not record.id:  # only the file's header: W&B had written nothing else when the process ended
-        return RuntimeError("its .wandb file holds no run yet (the process stopped before W&B wrote one)")
-    return record
+    except DamagedRunFileError as error:
+        if partial:  # nothing of the run could be read: skip it as a folder with no run
+            return error
+        raise DamagedRunFileError(
+            f"{error.check.describe()}: pass partial=True to collect_runs to use the intact part of such "
+            f"files (flagged in the `partial` column).",
+            error.check,
+        ) from None
 
 
-def collect_runs(directory: str | Path | None = None) -> pd.DataFrame:
+def collect_runs(directory: str | Path | None = None, partial: bool = False) -> pd.DataFrame:
     """Every W&B run under `directory` (default: the W&B folder in `runs/`) as one row of a table.
 
     Comparing runs means looking at their hyperparameters and results side by side, which the W&B
@@ -371,15 +532,20 @@ def collect_runs(directory: str | Path | None = None) -> pd.DataFrame:
     come from the newest part, `start_time` from the first, config and summary are merged with
     later parts winning (a `define_metric` min or max stays the min or max of all parts), and
     `parts` says how many folders there were. A run that failed has `state` "failed"; one whose
-    process died before `finish` reads as "running", with what W&B had written to disk by then. A
-    folder that W&B's reader cannot read (a damaged file) or that holds no run yet (its process
-    ended before W&B wrote anything) is skipped with a warning, so that one bad folder does not
-    hide the others.
+    process died before `finish` reads as "running", with what W&B had written to disk by then.
+
+    A damaged `.wandb` file (cut off, or a record that fails its checksum) raises
+    `DamagedRunFileError` naming it, as `read_run` does: a table that silently lacks part of a run
+    would compare wrong numbers. With `partial`, the intact part of such a file is used and its row
+    has `partial` True, and a file with nothing readable is skipped with a warning. A folder whose
+    file holds no run yet (its process ended before W&B wrote one) is always skipped with a warning.
+    A `directory` that does not exist raises `FileNotFoundError`; the default one, before any run,
+    gives an empty table.
     """
     folders = find_runs(directory)
     # Reading is mostly waiting for W&B's reader, a process of its own: read a few folders at a time.
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        results = list(pool.map(_read_or_error, folders))
+        results = list(pool.map(_read_or_error, folders, [partial] * len(folders)))
     parts: dict[tuple[str, str], list[RunRecord]] = {}
     for folder, record in zip(folders, results, strict=True):
         if isinstance(record, Exception):

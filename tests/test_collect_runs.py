@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from helpers.runfile import DamagedRunFileError
 from helpers.tracking import RUN_COLUMNS, RunRecord, _inspect, collect_runs
 
 SCRIPT = textwrap.dedent(
@@ -130,7 +131,9 @@ def test_a_resumed_run_is_one_row_from_its_parts(made, table):
     assert resumed["summary.val/loss.min"] == pytest.approx(0.2)
 
 
-def test_damaged_and_empty_folders_are_skipped_with_a_warning(made, table, tmp_path):
+@pytest.fixture
+def with_bad_folders(made, tmp_path) -> Path:
+    """A copy of the runs with a folder whose file is not a W&B file and one whose file holds no run yet."""
     directory, _, records = made
     copy = tmp_path / "wandb"
     shutil.copytree(directory, copy, symlinks=True)
@@ -142,18 +145,41 @@ def test_damaged_and_empty_folders_are_skipped_with_a_warning(made, table, tmp_p
     empty.mkdir()
     header = next(records[0].path.glob("*.wandb")).read_bytes()[:7]
     (empty / "run-empty.wandb").write_bytes(header)
+    return copy
+
+
+def test_a_damaged_folder_stops_the_table_naming_its_file(with_bad_folders):
+    with pytest.raises(DamagedRunFileError) as caught:
+        collect_runs(with_bad_folders)
+    message = str(caught.value)
+    assert (
+        "20990101_000000-damaged/run-damaged.wandb is damaged: it does not start with W&B's header" in message
+    )
+    assert (
+        "; nothing of the run in it can be read: pass partial=True to collect_runs to use the intact part"
+        in message
+    )
+    assert message.endswith("of such files (flagged in the `partial` column).")
+
+
+def test_with_partial_unreadable_and_empty_folders_are_skipped_with_a_warning(made, table, with_bad_folders):
     with pytest.warns(UserWarning) as caught:
-        again = collect_runs(copy)
+        again = collect_runs(with_bad_folders, partial=True)
     messages = sorted(str(warning.message) for warning in caught)
     assert len(messages) == 2
     assert messages[0].startswith("skipped ") and "20990101_000000-damaged" in messages[0]
     assert "20990101_000001-empty" in messages[1] and "holds no run yet" in messages[1]
-    assert again["id"].tolist() == table["id"].tolist()
+    assert again["id"].tolist() == table["id"].tolist() and not again["partial"].any()
 
 
 def test_no_runs_gives_an_empty_table_with_the_identity_columns(tmp_path):
     empty = collect_runs(tmp_path)
     assert empty.empty and tuple(empty.columns) == RUN_COLUMNS
+
+
+def test_a_folder_that_does_not_exist_is_an_error_not_an_empty_table(tmp_path):
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'wandb'} does not exist: pass the folder"):
+        collect_runs(tmp_path / "wandb")
 
 
 def test_the_direct_reader_gives_what_the_wandb_command_gives(made):
@@ -163,7 +189,7 @@ def test_the_direct_reader_gives_what_the_wandb_command_gives(made):
     for options in ((), ("--summary",)):
         command = [sys.executable, "-m", "wandb", "leet", "inspect", "--json", *options, str(folder)]
         expected = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-        assert _inspect(folder, *options) == expected
+        assert _inspect(next(folder.glob("*.wandb")), *options) == expected
 
 
 def test_flattening_keeps_lists_and_numbers_as_they_are():
