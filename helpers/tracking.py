@@ -116,6 +116,11 @@ def setup_wandb(silent: bool = True) -> str:
     else:
         mode, reason = "offline", "no API key found; runs stay on disk and `wandb sync` can upload them later"
     os.environ["WANDB_MODE"] = mode
+    import wandb  # here, not at the top: reading runs back needs no wandb import
+
+    # W&B reads its settings once per process: now, so that WANDB_SILENT also quiets the warnings
+    # printed while the first run is set up (Lightning's WandbLogger triggers one about `anonymous`).
+    wandb.setup()
     print(f"W&B mode: {mode} ({reason}).")
     return mode
 

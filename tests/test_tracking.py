@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import wandb
 
 from helpers import tracking
 from helpers.tracking import offline_environment, read_run, setup_wandb
@@ -121,7 +122,8 @@ def clean_env(tmp_path, monkeypatch):
     monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
     monkeypatch.setenv("TUTORIAL_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
-    return tmp_path
+    yield tmp_path
+    wandb.teardown()  # setup_wandb made W&B read this test's settings: forget them
 
 
 def test_offline_without_a_key(clean_env, capsys):
