@@ -1,13 +1,23 @@
-"""What a notebook's setup cell calls so that its outputs show the lesson, not Lightning's banners."""
+"""What a notebook's setup cell calls: outputs that show the lesson, not library noise, and the versions."""
 
 from __future__ import annotations
 
 import logging
+import platform
+import warnings
+from importlib.metadata import version
 
 # Lightning's info lines that say nothing about the lesson and differ between machines: which
 # accelerators exist, and tips that advertise its cloud products.
 BANNERS = ("GPU available:", "TPU available:", "HPU available:", "💡 Tip:")
 LIGHTNING_INFO_LOGGER = "pytorch_lightning.utilities.rank_zero"
+# The libraries a notebook's results depend on, as (name shown, distribution).
+LIBRARIES = (
+    ("torch", "torch"),
+    ("Lightning", "pytorch-lightning"),
+    ("torchmetrics", "torchmetrics"),
+    ("wandb", "wandb"),
+)
 
 
 class _DropBanners(logging.Filter):
@@ -18,10 +28,25 @@ class _DropBanners(logging.Filter):
 
 
 def quiet_lightning() -> None:
-    """Hide Lightning's device-availability lines and tips; every other message (summaries, warnings) stays.
+    """Hide Lightning's device-availability lines and tips, and a deprecation warning from inside it.
 
-    Calling it again adds nothing: the filter is installed once per process.
+    Every other message (summaries, warnings about your own code) stays. Calling it again adds nothing.
     """
     logger = logging.getLogger(LIGHTNING_INFO_LOGGER)
     if not any(isinstance(f, _DropBanners) for f in logger.filters):
         logger.addFilter(_DropBanners())
+    # Lightning 2.6 still builds a pytree LeafSpec, which torch 2.14 deprecates; nothing a reader can fix.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning)
+
+
+def versions() -> str:
+    """One line with the Python and library versions this kernel runs: what a reader compares first."""
+    return " · ".join(
+        [f"Python {platform.python_version()}"] + [f"{name} {version(d)}" for name, d in LIBRARIES]
+    )
+
+
+def setup_notebook() -> None:
+    """Quiet Lightning's noise (`quiet_lightning`) and print the versions line: a notebook's first call."""
+    quiet_lightning()
+    print(versions())

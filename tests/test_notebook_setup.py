@@ -7,7 +7,7 @@ import logging
 import pytest
 import pytorch_lightning as pl
 
-from helpers.notebook import LIGHTNING_INFO_LOGGER, quiet_lightning
+from helpers.notebook import LIGHTNING_INFO_LOGGER, quiet_lightning, setup_notebook, versions
 
 
 class _Collect(logging.Handler):
@@ -51,3 +51,30 @@ def test_quiet_lightning_drops_device_lines_and_tips_only(lightning_messages):
     kept = [m for m in loud if not m.startswith(("GPU available:", "TPU available:", "HPU available:", "💡"))]
     assert kept and lightning_messages == kept, "only the banners go; every other message stays"
     assert len(logging.getLogger(LIGHTNING_INFO_LOGGER).filters) == 1
+
+
+def test_versions_names_python_and_each_library_as_imported():
+    import platform
+
+    import pytorch_lightning
+    import torch
+    import torchmetrics
+    import wandb
+
+    line = versions()
+    assert "\n" not in line and line.startswith(f"Python {platform.python_version()} · ")
+    for name, module in [("torch", torch), ("Lightning", pytorch_lightning), ("torchmetrics", torchmetrics)]:
+        assert f"{name} {module.__version__.split('+')[0]}" in line, (name, line)
+    assert f"wandb {wandb.__version__}" in line
+
+
+def test_setup_notebook_prints_the_versions_and_hides_lightnings_leafspec_warning(capsys, lightning_messages):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        setup_notebook()
+        warnings.warn("isinstance(treespec, LeafSpec) is deprecated", FutureWarning, stacklevel=1)
+        warnings.warn("a warning about the reader's own code", FutureWarning, stacklevel=1)
+    assert capsys.readouterr().out == versions() + "\n"
+    assert [str(w.message) for w in caught] == ["a warning about the reader's own code"]

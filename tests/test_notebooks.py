@@ -287,3 +287,12 @@ def test_notebooks_01_02_03_store_the_same_test_result():
         assert len(found) == 1, f"{path.name} should print its test loss and accuracy once, found {found}"
         results[path.name] = found[0]
     assert len(set(results.values())) == 1, results
+
+
+def test_setup_cell_quiets_the_libraries_and_prints_versions_first(notebook):
+    """The first code cell after the Colab cell calls setup_notebook() before anything else runs."""
+    _, nb = notebook
+    setup = source(code_cells(nb)[1])
+    statements = [line for line in setup.splitlines() if line and not line.startswith((" ", ")", "#"))]
+    first = next(line for line in statements if not line.startswith(("import ", "from ")))
+    assert first.startswith("setup_notebook()"), first
