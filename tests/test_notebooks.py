@@ -296,3 +296,38 @@ def test_setup_cell_quiets_the_libraries_and_prints_versions_first(notebook):
     statements = [line for line in setup.splitlines() if line and not line.startswith((" ", ")", "#"))]
     first = next(line for line in statements if not line.startswith(("import ", "from ")))
     assert first.startswith("setup_notebook()"), first
+
+
+TRACKED_FOLDERS = sorted(
+    {
+        Path(p).parts[0]
+        for p in subprocess.run(
+            ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.split()
+        if "/" in p
+    }
+)
+FOLDERS = "|".join(map(re.escape, TRACKED_FOLDERS))
+NAMED_FILE = re.compile(rf"(?<![\w/.-])((?:{FOLDERS})/[\w./-]*\w\.(?:py|ipynb|png|yaml|md|txt|toml|json))")
+
+
+def named_repository_files(text: str) -> set[str]:
+    """Paths such as `helpers/data.py` or `benchmarks/precision.py` that `text` names."""
+    return set(NAMED_FILE.findall(text))
+
+
+def test_named_repository_files_are_found_in_prose_and_code():
+    assert named_repository_files("see `helpers/data.py` and benchmarks/x.py, not runs/a.py") == {
+        "helpers/data.py",
+        "benchmarks/x.py",
+    }
+
+
+@pytest.mark.parametrize("path", [ROOT / "README.md", *NOTEBOOKS], ids=lambda p: p.name)
+def test_every_repository_file_named_exists(path):
+    if path.suffix == ".ipynb":
+        text = "\n".join(source(cell) for cell in load(path)["cells"])
+    else:
+        text = path.read_text()
+    missing = sorted(name for name in named_repository_files(text) if not (ROOT / name).exists())
+    assert not missing, f"{path.name} names files that do not exist: {missing}"
