@@ -331,3 +331,31 @@ def test_every_repository_file_named_exists(path):
         text = path.read_text()
     missing = sorted(name for name in named_repository_files(text) if not (ROOT / name).exists())
     assert not missing, f"{path.name} names files that do not exist: {missing}"
+
+
+SHOWN_SOURCE = re.compile(r"display\(Code\(inspect\.getsource\(([\w.]+)\)")
+
+
+def test_helper_source_a_notebook_shows_is_the_current_source(notebook):
+    """A cell that displays `inspect.getsource(...)` stored the code helpers holds now, not an older copy."""
+    import ast
+    import inspect
+
+    path, nb = notebook
+    cells = [c for c in code_cells(nb) if SHOWN_SOURCE.search(source(c))]
+    if not cells:
+        pytest.skip(f"{path.name} shows no helper source")
+    setup = ast.parse(source(code_cells(nb)[1]))
+    imports = ast.Module([node for node in setup.body if isinstance(node, ast.Import | ast.ImportFrom)], [])
+    names: dict = {}
+    exec(compile(imports, "setup-cell-imports", "exec"), names)
+    for cell in cells:
+        expected = [inspect.getsource(eval(e, names)).strip() for e in SHOWN_SOURCE.findall(source(cell))]
+        shown = [
+            "".join(o["data"]["text/plain"]).strip()
+            for o in cell["outputs"]
+            if "text/plain" in o.get("data", {})
+        ]
+        assert shown == expected, (
+            f"{path.name}: a cell shows old source of {SHOWN_SOURCE.findall(source(cell))}"
+        )
