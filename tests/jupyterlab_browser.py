@@ -332,6 +332,15 @@ def read_cells(page: Page) -> list[CellView]:
     return [CellView(**cell) for cell in page.evaluate(_READ_CELLS, list(WIDGET_FAILURE_TEXTS))]
 
 
+def saved_outputs(page: Page) -> list[list[dict]]:
+    """Every code cell's outputs as JupyterLab holds them now: what saving the notebook would write."""
+    return page.evaluate(
+        """() => window.jupyterapp.shell.currentWidget.content.widgets
+            .filter(cell => cell.model.type === 'code')
+            .map(cell => cell.model.outputs.toJSON())"""
+    )
+
+
 def scroll_through(page: Page) -> None:
     """Bring every cell into view once, so that lazily rendered outputs (images) are drawn."""
     page.evaluate(

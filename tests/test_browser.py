@@ -30,6 +30,7 @@ from jupyterlab_browser import (
     open_notebook,
     read_cells,
     run_notebook,
+    saved_outputs,
     screenshot,
     scroll_through,
     widget_problems,
@@ -38,15 +39,12 @@ from jupyterlab_browser import (
 pytestmark = pytest.mark.browser
 
 RUN_TIMEOUT = 900
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 NOTEBOOK_NAMES = sorted(path.name for path in NOTEBOOKS_DIR.glob("*.ipynb"))
 
-# A two-cell notebook that trains a tiny Lightning model for a few steps with the progress bar the series
-# uses: enough to see how a setup renders Lightning's bar, without the cost of a real training run.
-TINY_TRAINING = [
-    "import torch\n"
-    "import pytorch_lightning as pl\n"
-    "from pytorch_lightning.callbacks import TQDMProgressBar\n"
-    "from torch.utils.data import DataLoader, TensorDataset",
+# A tiny Lightning model and its data: enough to see how a setup renders Lightning's bar, without the
+# cost of a real training run.
+TINY_MODEL = (
     "class Tiny(pl.LightningModule):\n"
     "    def __init__(self):\n"
     "        super().__init__()\n"
@@ -58,14 +56,34 @@ TINY_TRAINING = [
     '        self.log("loss", loss, prog_bar=True)\n'
     "        return loss\n"
     "\n"
+    "    def validation_step(self, batch, batch_idx):\n"
+    "        x, y = batch\n"
+    '        self.log("val_loss", torch.nn.functional.mse_loss(self.layer(x), y), prog_bar=True)\n'
+    "\n"
     "    def configure_optimizers(self):\n"
     "        return torch.optim.SGD(self.parameters(), lr=0.1)\n"
     "\n"
     "\n"
     "data = DataLoader(TensorDataset(torch.randn(64, 4), torch.randn(64, 1)), batch_size=8)\n"
-    "trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,\n"
+)
+TINY_IMPORTS = (
+    "import torch\nimport pytorch_lightning as pl\nfrom torch.utils.data import DataLoader, TensorDataset\n"
+)
+
+# A two-cell notebook that trains the tiny model for a few steps with Lightning's own progress bar.
+TINY_TRAINING = [
+    TINY_IMPORTS + "from pytorch_lightning.callbacks import TQDMProgressBar",
+    TINY_MODEL + "trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,\n"
     "                     enable_model_summary=False, callbacks=[TQDMProgressBar(refresh_rate=2)])\n"
     "trainer.fit(Tiny(), data)",
+]
+
+# The same with helpers.progress.NotebookProgressBar, and a validation loop (whose bar a fit hides).
+TINY_TRAINING_NOTEBOOK_BAR = [
+    TINY_IMPORTS + "from helpers.progress import NotebookProgressBar",
+    TINY_MODEL + "trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,\n"
+    "                     enable_model_summary=False, callbacks=[NotebookProgressBar(refresh_rate=3)])\n"
+    "trainer.fit(Tiny(), data, data)",
 ]
 
 
@@ -128,6 +146,23 @@ def test_training_notebook_runs_in_the_browser_with_live_progress_bars(lab, page
     assert digest(committed) == before, "the browser run changed the committed notebook"
 
 
+def test_notebook_progress_bar_is_live_in_the_lab_and_saved_with_its_final_line(lab, page):
+    """NotebookProgressBar: the widget stays live, and the text JupyterLab would save is the final line."""
+    write_notebook(lab.root / "tiny_notebook_bar.ipynb", TINY_TRAINING_NOTEBOOK_BAR)
+    cells = run_notebook(page, lab, "tiny_notebook_bar.ipynb", timeout=RUN_TIMEOUT)
+    fit_outputs = saved_outputs(page)[-1]
+    lab.shutdown_kernels()
+
+    assert not execution_problems(cells), execution_problems(cells)
+    assert not widget_problems(cells), widget_problems(cells)
+    # The training bar stays live; the sanity-check and validation bars are hidden when done.
+    assert cells[-1].live_progress_bars == 1, cells[-1]
+    bars = [o["data"] for o in fit_outputs if WIDGET_VIEW in o.get("data", {})]
+    texts = ["".join(bar["text/plain"]) for bar in bars]
+    assert len(texts) == 1 and texts[0].startswith("Epoch 0: 100%|██████████| 8/8 ["), texts
+    assert not any("0/?" in json.dumps(output, ensure_ascii=False) for output in fit_outputs), fit_outputs
+
+
 def expected_outputs(notebook: Path) -> tuple[int, int]:
     """How many image and widget outputs the stored notebook holds."""
     outputs = [
@@ -138,7 +173,7 @@ def expected_outputs(notebook: Path) -> tuple[int, int]:
     ]
     data = [output.get("data", {}) for output in outputs]
     images = sum(any(mime.startswith("image/") for mime in d) for d in data)
-    widgets = sum("application/vnd.jupyter.widget-view+json" in d for d in data)
+    widgets = sum(WIDGET_VIEW in d for d in data)
     return images, widgets
 
 
