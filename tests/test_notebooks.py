@@ -260,15 +260,30 @@ def test_readme_lists_every_notebook_with_its_runtime():
         assert re.search(r"\d+ s", rows[0]), f"README gives no runtime for {path.name}"
 
 
-def test_notebook_03_shows_the_classifier_that_helpers_ships():
-    """The class the reader learns from in 03 is the one later notebooks import: no copy that can drift."""
+# What a notebook teaches, defined in its own cells exactly as helpers defines it for later notebooks.
+TAUGHT_IN_CELLS = {
+    "03": ["helpers.models.MNISTClassifier"],
+    "07": [
+        "helpers.sweeps.OptunaPruning",
+        "helpers.sweeps.suggest",
+        "helpers.sweeps.objective",
+        "helpers.sweeps.load_study",
+    ],
+}
+
+
+@pytest.mark.parametrize("number, names", sorted(TAUGHT_IN_CELLS.items()))
+def test_a_notebook_defines_what_it_teaches_as_helpers_ships_it(number, names):
+    """The code a reader learns from is in the notebook's cells, and is the code later notebooks import."""
+    import importlib
     import inspect
 
-    from helpers.models import MNISTClassifier
-
-    (path,) = [p for p in NOTEBOOKS if p.name.startswith("03_")]
-    cells = [source(c).strip() for c in code_cells(load(path))]
-    assert inspect.getsource(MNISTClassifier).strip() in cells
+    (path,) = [p for p in NOTEBOOKS if p.name.startswith(f"{number}_")]
+    cells = "\n\n".join(source(c).strip() for c in code_cells(load(path)))
+    for name in names:
+        module, attribute = name.rsplit(".", 1)
+        code = inspect.getsource(getattr(importlib.import_module(module), attribute)).strip()
+        assert code in cells, f"{path.name} should define {name} in a cell, as helpers has it now"
 
 
 def stored_text(path: Path) -> str:
