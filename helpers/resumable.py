@@ -1,0 +1,336 @@
+"""A training that survives being killed: run the same command again and it carries on, in the same W&B run.
+
+    python -m helpers.resumable --folder runs/resumable/demo --max-steps 400
+
+The folder is the training's identity. The first call starts a W&B run and writes `training.json`
+there (the run's id and the settings); every later call with that folder resumes from its newest
+checkpoint into the same run (offline: a new run folder with the same id, which `wandb sync` joins),
+or says that the training is finished. A process killed at any moment, even with SIGKILL, which
+leaves no chance to save anything, loses no logged step and logs none twice:
+
+* A checkpoint (`pending.ckpt`) is taken at the end of a batch, where Lightning's own are, and becomes
+  the one to resume from (`last.ckpt`, replaced atomically) only at the start of the next batch or at
+  the end of training. By then Lightning has logged that batch's metrics, its validation and its
+  epoch's metrics: Lightning logs them after the callbacks' end-of-batch hook, so a checkpoint used at
+  once could resume past a step whose metrics never reached W&B.
+* W&B's service writes a run's records to its `.wandb` file every 15 s (and when the run finishes):
+  when the training process is killed, the service ends too and what it had not written yet is lost.
+  So every scalar is first written to a ledger in the folder, `logged.jsonl`, which the operating
+  system keeps even when the process is killed. A resume logs again, from the ledger, the values of
+  the steps before its checkpoint that are missing from the earlier parts' files (read with
+  `read_run(..., partial=True)`: a killed part may be cut off mid-record). Logged images and tables
+  are not in the ledger: those of the last seconds before a kill can be lost.
+* A resume redoes the steps after its checkpoint, and logs none of the (metric, step) pairs that the
+  earlier parts' files already hold: each value is kept from the part that first logged it. The
+  script prints which steps are redone and how many values it logged again from the ledger.
+
+Steps are counted by `trainer/global_step` (W&B's own `_step` starts again at 0 in each offline part).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+import wandb
+from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.utilities.warnings import PossibleUserWarning
+from torch.utils.data import TensorDataset
+
+from helpers.checks import check_non_negative_int, check_positive_int, check_positive_number
+from helpers.data import MNISTDataModule, tensor_batches
+from helpers.models import MNISTClassifier
+from helpers.paths import display_path, runs_dir
+from helpers.tracking import RunRecord, find_runs, read_run, setup_wandb
+
+PROJECT = "lightning-wandb-tutorials"
+SETTINGS = (
+    "max_steps",
+    "checkpoint_every",
+    "log_every_n_steps",
+    "val_every",
+    "batch_size",
+    "synthetic",
+    "seed",
+)
+BOOKKEEPING = ("epoch", "trainer/global_step")  # logged with every call, not metrics of their own
+
+
+def logged_pairs(parts: Sequence[RunRecord]) -> set[tuple[str, int]]:
+    """Every (key, trainer/global_step) that the parts logged; a logged image or table `key` shows up in
+    the history as `key.path`, `key._type`, ..., so each prefix of a dotted column counts as a key."""
+    pairs = set()
+    for part in parts:
+        if "trainer/global_step" not in part.history:
+            continue
+        for column in part.history.columns:
+            logged = part.history.loc[part.history[column].notna(), "trainer/global_step"].dropna()
+            pieces = column.split(".")
+            for key in (".".join(pieces[: i + 1]) for i in range(len(pieces))):
+                pairs.update((key, int(step)) for step in logged)
+    return pairs
+
+
+class ResumedWandbLogger(WandbLogger):
+    """A `WandbLogger` that leaves out each metric an earlier part of the run logged at that step, and
+    first writes each scalar it logs to a ledger, `logged.jsonl`, that outlives a killed process."""
+
+    def __init__(self, ledger: Path, already_logged: set[tuple[str, int]] = frozenset(), **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.ledger = Path(ledger)
+        self.already_logged = already_logged
+        if self.ledger.exists() and not self.ledger.read_bytes().endswith(b"\n"):
+            with self.ledger.open(
+                "a"
+            ) as file:  # a line cut off by a kill: start the next on a line of its own
+                file.write("\n")
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if step is not None and self.already_logged:
+            metrics = {
+                k: v for k, v in metrics.items() if k in BOOKKEEPING or (k, step) not in self.already_logged
+            }
+            if not set(metrics) - set(BOOKKEEPING):
+                return
+        if step is not None:
+            scalars = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+            with self.ledger.open("a") as ledger:  # written by the OS at once: a kill cannot lose it
+                ledger.write(json.dumps({"step": step, "metrics": scalars}) + "\n")
+        super().log_metrics(metrics, step)
+
+
+def read_ledger(path: Path) -> dict[tuple[str, int], float]:
+    """The scalars in a ledger by (key, step); a last line cut off by a kill is left out."""
+    values = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:  # the last line, when the process died while writing it
+                continue
+            values.update({(key, entry["step"]): value for key, value in entry["metrics"].items()})
+    return values
+
+
+class CommittedCheckpoints(pl.Callback):
+    """Every `every_n_steps` steps, save `pending.ckpt` at the end of the batch and make it `last.ckpt` once
+    that batch's logging is done (the next batch's start, or the end of training)."""
+
+    def __init__(self, folder: Path, every_n_steps: int) -> None:
+        check_positive_int("checkpoint_every", every_n_steps)
+        self.folder = Path(folder)
+        self.every_n_steps = every_n_steps
+        self.pending = False
+
+    @property
+    def last(self) -> Path:
+        return self.folder / "last.ckpt"
+
+    def _save(self, trainer: pl.Trainer) -> None:
+        trainer.save_checkpoint(self.folder / "pending.ckpt", weights_only=False)  # all, to resume from
+        self.pending = True
+
+    def _commit(self) -> None:
+        if self.pending:
+            os.replace(self.folder / "pending.ckpt", self.last)  # atomic: last.ckpt is always whole
+            self.pending = False
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
+        if trainer.global_step % self.every_n_steps == 0:
+            self._save(trainer)
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int
+    ) -> None:
+        self._commit()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.pending:
+            self._save(trainer)
+        self._commit()
+
+
+def synthetic_loaders(samples: int, batch_size: int, seed: int) -> tuple:
+    """Train and validation loaders of random 28x28 images whose brightness tells the class (learnable)."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 10, (samples,), generator=generator)
+    images = torch.randn(samples, 1, 28, 28, generator=generator) + labels.view(-1, 1, 1, 1) / 3
+    val = max(batch_size, samples // 5)
+    return (
+        tensor_batches(TensorDataset(images[val:], labels[val:]), batch_size, shuffle=True),
+        tensor_batches(TensorDataset(images[:val], labels[:val]), batch_size),
+    )
+
+
+def _load_training(folder: Path, settings: dict) -> dict | None:
+    """The folder's training.json, if a training was started there; refuse other settings for it."""
+    path = folder / "training.json"
+    if not path.exists():
+        return None
+    training = json.loads(path.read_text())
+    changed = [
+        f"--{k.replace('_', '-')} {training['settings'][k]}"
+        for k in SETTINGS
+        if training["settings"][k] != settings[k]
+    ]
+    if changed:
+        raise SystemExit(
+            f"The training in {display_path(folder)} was started with {', '.join(changed)}: resume it with "
+            f"the same settings, or give another --folder for a new training."
+        )
+    return training
+
+
+def _write_json(path: Path, content: dict) -> None:
+    """Write `content` so that `path` is never half-written, whenever the process dies."""
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(content, indent=1))
+    os.replace(partial, path)
+
+
+def _redone(already: set[tuple[str, int]], restored_step: int) -> str:
+    """Which logged steps a resume from `restored_step` computes again, in words."""
+    steps = sorted({step for _, step in already if step >= restored_step})
+    if not steps:
+        return "no step after it had been logged"
+    return (
+        f"steps {steps[0]}-{steps[-1]} (trainer/global_step) are computed again, but the interrupted part "
+        f"had logged them already and they are not logged twice"
+    )
+
+
+def train(args: argparse.Namespace, callbacks: Sequence[pl.Callback] = ()) -> int:
+    """Start or resume the training in `args.folder`; the number of steps done when it returns."""
+    folder = Path(args.folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = {name: getattr(args, name) for name in SETTINGS}
+    training = _load_training(folder, settings)
+    checkpoints = CommittedCheckpoints(folder, args.checkpoint_every)
+    if training is None and checkpoints.last.exists():
+        raise SystemExit(
+            f"{display_path(checkpoints.last)} has no training.json beside it, so its W&B run is unknown: "
+            f"give another --folder to start afresh (nothing here is deleted)."
+        )
+    restored_step = (
+        torch.load(checkpoints.last, weights_only=True)["global_step"] if checkpoints.last.exists() else 0
+    )
+    logger_args = {
+        "project": args.project,
+        "name": folder.name,
+        "save_dir": str(runs_dir()),
+        "settings": wandb.Settings(x_transaction_log_flush_interval=args.wandb_flush_seconds),
+    }
+    ledger = folder / "logged.jsonl"
+    if training is None:
+        logger = ResumedWandbLogger(ledger, **logger_args)
+        _write_json(folder / "training.json", {"wandb_run_id": logger.experiment.id, "settings": settings})
+        print(f"Started W&B run {logger.experiment.id}; checkpoints go to {display_path(folder)}.")
+    else:
+        run_id = training["wandb_run_id"]
+        parts = [read_run(part, partial=True) for part in find_runs(runs_dir() / "wandb", run_id=run_id)]
+        on_disk = logged_pairs(parts)
+        # Steps before the checkpoint are not computed again: what W&B lost of them comes from the ledger.
+        lost = {
+            (key, step): value
+            for (key, step), value in read_ledger(ledger).items()
+            if step < restored_step and (key, step) not in on_disk and key not in BOOKKEEPING
+        }
+        finished = restored_step >= args.max_steps
+        if finished and not lost:
+            print(
+                f"The training in {display_path(folder)} is finished ({restored_step} steps): nothing to do."
+            )
+            return restored_step
+        logger = ResumedWandbLogger(ledger, on_disk, id=run_id, resume="allow", **logger_args)
+        for step in sorted({step for _, step in lost}):
+            logger.log_metrics({key: v for (key, s), v in lost.items() if s == step}, step)
+        again = f"{len(lost)} values that W&B had not written to disk were logged again from {ledger.name}"
+        if finished:
+            wandb.finish()
+            print(f"The training in {display_path(folder)} is finished ({restored_step} steps); {again}.")
+            return restored_step
+        start = f"step {restored_step}" if checkpoints.last.exists() else "the start (no checkpoint yet)"
+        redone = _redone(on_disk, restored_step)
+        print(f"Resuming W&B run {run_id} ({len(parts)} earlier parts) from {start}: {redone}; {again}.")
+
+    pl.seed_everything(args.seed, verbose=False)
+    if args.synthetic:
+        train_loader, val_loader = synthetic_loaders(args.synthetic, args.batch_size, args.seed)
+        data = {"train_dataloaders": train_loader, "val_dataloaders": val_loader}
+    else:
+        data = {"datamodule": MNISTDataModule(batch_size=args.batch_size)}
+    trainer = pl.Trainer(
+        max_steps=args.max_steps,
+        val_check_interval=args.val_every,
+        check_val_every_n_epoch=None,  # validate every `val_every` steps, across epoch boundaries too
+        log_every_n_steps=args.log_every_n_steps,
+        accelerator="auto",
+        logger=logger,
+        callbacks=[checkpoints, *callbacks],
+        enable_checkpointing=False,  # CommittedCheckpoints takes them
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    with warnings.catch_warnings():
+        # Resuming mid-epoch: Lightning warns that the loader's order is not restored; we report redone steps.
+        warnings.filterwarnings(
+            "ignore", "You're resuming from a checkpoint that ended before", PossibleUserWarning
+        )
+        trainer.fit(
+            MNISTClassifier(), ckpt_path=checkpoints.last if checkpoints.last.exists() else None, **data
+        )
+    wandb.finish()
+    print(f"The training in {display_path(folder)} is finished ({trainer.global_step} steps).")
+    return trainer.global_step
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Train the series' classifier so that a killed run resumes.")
+    parser.add_argument(
+        "--folder", default=str(runs_dir() / "resumable"), help="checkpoints and the run's id"
+    )
+    parser.add_argument("--max-steps", type=int, default=400, help="training steps in all")
+    parser.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints")
+    parser.add_argument("--log-every-n-steps", type=int, default=10, help="Lightning's logging interval")
+    parser.add_argument("--val-every", type=int, default=100, help="validate every N steps")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument(
+        "--synthetic", type=int, default=0, help="train on N random images, not MNIST (tests)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--project", default=PROJECT)
+    parser.add_argument(
+        "--wandb-flush-seconds",
+        type=float,
+        default=15.0,
+        help="how often W&B writes the run's file (W&B: 15)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, callbacks: Sequence[pl.Callback] = ()) -> int:
+    """Parse the command line, then start or resume; `callbacks` are added to the Trainer's."""
+    args = parser().parse_args(argv)
+    try:
+        for name in ("max_steps", "checkpoint_every", "log_every_n_steps", "val_every", "batch_size"):
+            check_positive_int(f"--{name.replace('_', '-')}", getattr(args, name))
+        for name in ("synthetic", "seed"):
+            check_non_negative_int(f"--{name}", getattr(args, name))
+        check_positive_number("--wandb-flush-seconds", args.wandb_flush_seconds)
+    except ValueError as error:
+        parser().error(str(error))
+    setup_wandb()
+    return train(args, callbacks)
+
+
+if __name__ == "__main__":
+    main()
