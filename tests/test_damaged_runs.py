@@ -221,3 +221,10 @@ def test_a_reader_that_does_not_finish_is_stopped(original, monkeypatch):
     monkeypatch.setattr(tracking, "READ_TIMEOUT_S", 0.001)
     with pytest.raises(RuntimeError, match=r"W&B's reader did not finish reading .* within 0\.001 s"):
         read_run(original.path)
+
+
+def test_before_any_run_the_default_folder_gives_nothing_not_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUTORIAL_RUNS_DIR", str(tmp_path / "runs"))
+    assert find_runs() == [] and find_runs(run_id="abc") == []
+    assert collect_runs().empty
+    assert not (tmp_path / "runs").exists()  # reading made no folder
