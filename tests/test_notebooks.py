@@ -374,3 +374,31 @@ def test_helper_source_a_notebook_shows_is_the_current_source(notebook):
         assert shown == expected, (
             f"{path.name}: a cell shows old source of {SHOWN_SOURCE.findall(source(cell))}"
         )
+
+
+def test_opens_with_what_you_will_learn_and_what_it_builds_on(notebook):
+    path, nb = notebook
+    first = source(nb["cells"][0])
+    learn = re.search(r"\*\*What you will learn\*\*\n\n((?:- .+\n)+)", first)
+    assert learn and 3 <= len(learn.group(1).splitlines()) <= 6, (
+        f"{path.name}: a short list of what it teaches"
+    )
+    assert re.search(r"\*\*Builds on:\*\* .+\.", first), f"{path.name} should say what it builds on"
+
+
+def test_ends_with_exercises_whose_solutions_run_then_a_summary(notebook):
+    """Two to four exercises, each a markdown cell and one collapsed solution cell that asserts what it finds
+    or has its output checked; then the summary closes the notebook."""
+    path, nb = notebook
+    cells = nb["cells"]
+    starts = [i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and "## Exercises" in source(c)]
+    assert len(starts) == 1, f"{path.name} should have one Exercises section"
+    section = cells[starts[0] : -1]
+    assert source(cells[-1]).lstrip().startswith("## Summary")
+    kinds = [c["cell_type"] for c in section]
+    assert kinds == ["markdown", "code"] * (len(kinds) // 2) and 2 <= len(kinds) // 2 <= 4, kinds
+    for solution in section[1::2]:
+        assert solution["metadata"].get("jupyter", {}).get("source_hidden"), "solutions start collapsed"
+        checked = "nbval-check-output" in solution["metadata"].get("tags", [])
+        assert checked or "assert " in source(solution), f"{path.name}: a solution nbval cannot check"
+        assert "nbval-skip" not in solution["metadata"].get("tags", []), "solutions run"
