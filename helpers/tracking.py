@@ -318,6 +318,8 @@ def find_runs(directory: str | Path | None = None, run_id: str | None = None) ->
     parts = []
     for folder in folders:
         for run_file in folder.glob(f"run-{run_id}.wandb"):  # W&B names the file after the run: a first sieve
+            if check_run_file(run_file).records < 2:  # only the file's header: no run recorded in it yet
+                continue
             overview = json.loads(_inspect(run_file, "--summary"))
             if overview.get("run_id") == run_id:
                 parts.append((overview.get("start_time") or "", folder))

@@ -196,6 +196,9 @@ def test_find_runs_by_id_finds_every_part_whatever_the_folder_is_called(original
     """W&B adds `-1` to a folder name when two parts of a run start within one second."""
     shutil.copytree(original.path, tmp_path / original.path.name, symlinks=True)
     shutil.copytree(original.path, tmp_path / f"{original.path.name}-1", symlinks=True)
+    for name, content in (("empty", b""), ("header-only", run_file(original).read_bytes()[:7])):
+        (tmp_path / name).mkdir()  # a part killed before W&B wrote its run: nothing to find in it
+        (tmp_path / name / run_file(original).name).write_bytes(content)
     parts = find_runs(tmp_path, run_id=original.id)
     assert sorted(p.name for p in parts) == sorted([original.path.name, f"{original.path.name}-1"])
     assert find_runs(tmp_path, run_id="nosuchid") == []
