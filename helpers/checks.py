@@ -56,8 +56,8 @@ def check_trial_budget(max_steps: object, val_every: object) -> None:
         )
 
 
-def check_seed(name: str, value: object) -> None:
-    """Refuse anything but an int of 0 or more: a seed that `torch.Generator.manual_seed` takes as it is."""
+def check_non_negative_int(name: str, value: object) -> None:
+    """Refuse anything but an int of 0 or more (a seed, a count that may be zero)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{name} must be an integer of 0 or more, got {value!r}.")
 

@@ -21,7 +21,7 @@ import torch
 import torchvision
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 
-from helpers.checks import check_fraction, check_positive_int, check_seed
+from helpers.checks import check_fraction, check_non_negative_int, check_positive_int
 from helpers.paths import DATA_DIR_VARIABLE, data_dir
 
 MEAN, STD = 0.1307, 0.3081  # pixel mean and standard deviation of the MNIST training images
@@ -222,7 +222,7 @@ def load_mnist(
     generator, so the split is the same on every run whatever else was seeded.
     """
     check_fraction("val_fraction", val_fraction)
-    check_seed("split_seed", split_seed)
+    check_non_negative_int("split_seed", split_seed)
     root = ensure_mnist(root, download)
     train_full = torchvision.datasets.MNIST(root, train=True, download=False)
     test = torchvision.datasets.MNIST(root, train=False, download=False)
