@@ -291,7 +291,8 @@ def _check_readable(run_file: Path, partial: bool) -> RunFileCheck:
         raise DamagedRunFileError(f"{check.describe()}.", check)
     if not check.intact and not partial:
         raise DamagedRunFileError(
-            f"{check.describe()}: pass partial=True to read those (the record is then flagged partial).",
+            f"{check.describe()}: pass partial=True to read those (flagged partial; a run that W&B is still "
+            f"writing can end this way too).",
             check,
         )
     return check
