@@ -25,7 +25,7 @@ from pytorch_lightning.loggers import CSVLogger, WandbLogger
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from helpers import sweeps, tracking
+from helpers import resumable, sweeps, tracking
 from helpers.callbacks import InterruptAtStep, LogConfusionMatrix, LogMisclassified, LogPredictions
 from helpers.data import (
     RAW_FILES_MD5,
@@ -881,6 +881,42 @@ CASES += [
         ValueError,
         "WANDB_MODE must be one of online, offline, disabled, shared, got 'sometimes'.",
     ),
+    # The resumable training's command line and folder.
+    (
+        "resumable-max-steps-zero",
+        lambda t, m: lambda: resumable.main(["--folder", str(t / "r"), "--max-steps", "0"]),
+        SystemExit,
+        "--max-steps must be a positive integer, got 0.",
+    ),
+    (
+        "resumable-checkpoint-every",
+        lambda t, m: lambda: resumable.main(["--folder", str(t / "r"), "--checkpoint-every", "-1"]),
+        SystemExit,
+        "--checkpoint-every must be a positive integer, got -1.",
+    ),
+    (
+        "resumable-synthetic-negative",
+        lambda t, m: lambda: resumable.main(["--folder", str(t / "r"), "--synthetic", "-5"]),
+        SystemExit,
+        "--synthetic must be an integer of 0 or more, got -5.",
+    ),
+    (
+        "resumable-flush-zero",
+        lambda t, m: lambda: resumable.main(["--folder", str(t / "r"), "--wandb-flush-seconds", "0"]),
+        SystemExit,
+        "--wandb-flush-seconds must be a finite number above 0, got 0.0.",
+    ),
+    (
+        "resumable-checkpoint-without-run",
+        lambda t, m: (
+            m.setenv("TUTORIAL_RUNS_DIR", str(t / "runs"))
+            or (t / "r").mkdir()
+            or a_file(t / "r" / "last.ckpt")
+            or (lambda: resumable.main(["--folder", str(t / "r")]))
+        ),
+        SystemExit,
+        "r/last.ckpt has no training.json beside it, so its W&B run is unknown: give another --folder to start afresh (nothing here is deleted).",
+    ),
 ]
 
 
@@ -907,9 +943,10 @@ def test_a_bad_input_ends_in_one_clear_sentence_and_changes_nothing(
     before = fingerprint(tmp_path)
     with pytest.raises(error) as caught:
         call()
-    message = (
-        str(caught.value) if error is not SystemExit else capsys.readouterr().err.strip().splitlines()[-1]
-    )
+    if error is SystemExit and not isinstance(caught.value.code, str):  # argparse printed it, then exited
+        message = capsys.readouterr().err.strip().splitlines()[-1]
+    else:
+        message = str(caught.value)
     assert fragment in message
     assert "\n" not in message.strip(), "one sentence, on one line"
     assert message.rstrip().endswith((".", ")")) or error is SystemExit
