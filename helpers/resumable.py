@@ -25,6 +25,9 @@ leaves no chance to save anything, loses no logged step and logs none twice:
   script prints which steps are redone and how many values it logged again from the ledger.
 
 Steps are counted by `trainer/global_step` (W&B's own `_step` starts again at 0 in each offline part).
+The pieces also work without the command line, for a training interrupted in a notebook:
+`CommittedCheckpoints` in the Trainer's callbacks, a `ResumedWandbLogger` to start with, and to resume
+`Resumption.find(run_id, restored_step, ledger).logger(...)` with `ckpt_path=checkpoints.last`.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import json
 import os
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -118,6 +122,55 @@ def read_ledger(path: Path) -> dict[tuple[str, int], float]:
     return values
 
 
+@dataclass
+class Resumption:
+    """What a resume of W&B run `run_id` from `restored_step` finds: its earlier parts on disk, the
+    (metric, step) pairs they hold, and the ledger's values of earlier steps that W&B never wrote."""
+
+    run_id: str
+    restored_step: int
+    ledger: Path
+    parts: list[RunRecord]
+    on_disk: set[tuple[str, int]]
+    lost: dict[tuple[str, int], float]
+
+    @classmethod
+    def find(cls, run_id: str, restored_step: int, ledger: Path, directory: Path | None = None) -> Resumption:
+        """Read the run's parts under `directory` (default: the W&B folder in `runs/`) and the ledger."""
+        folders = find_runs(directory if directory is not None else runs_dir() / "wandb", run_id=run_id)
+        parts = [read_run(folder, partial=True) for folder in folders]  # a killed part may be cut off
+        on_disk = logged_pairs(parts)
+        # Steps before the checkpoint are not computed again: what W&B lost of them comes from the ledger.
+        lost = {
+            (key, step): value
+            for (key, step), value in read_ledger(ledger).items()
+            if step < restored_step and (key, step) not in on_disk and key not in BOOKKEEPING
+        }
+        return cls(run_id, restored_step, ledger, parts, on_disk, lost)
+
+    def logger(self, **logger_args) -> ResumedWandbLogger:
+        """A logger into the same run that logs the lost values again, then leaves out what is on disk."""
+        logger = ResumedWandbLogger(self.ledger, self.on_disk, id=self.run_id, resume="allow", **logger_args)
+        for step in sorted({step for _, step in self.lost}):
+            logger.log_metrics({key: v for (key, s), v in self.lost.items() if s == step}, step)
+        return logger
+
+    def redone(self) -> str:
+        """Which steps the resume computes again that the earlier parts had logged, in words."""
+        steps = sorted({step for _, step in self.on_disk if step >= self.restored_step})
+        if not steps:
+            return "no step after it had been logged"
+        return (
+            f"steps {steps[0]}-{steps[-1]} (trainer/global_step) are computed again, but the interrupted "
+            f"part had logged them already and they are not logged twice"
+        )
+
+    def replayed(self) -> str:
+        """How many lost values the resume logs again, in words."""
+        count = len(self.lost)
+        return f"{count} values that W&B had not written to disk were logged again from {self.ledger.name}"
+
+
 class CommittedCheckpoints(pl.Callback):
     """Every `every_n_steps` steps, save `pending.ckpt` at the end of the batch and make it `last.ckpt` once
     that batch's logging is done (the next batch's start, or the end of training)."""
@@ -196,17 +249,6 @@ def _write_json(path: Path, content: dict) -> None:
     os.replace(partial, path)
 
 
-def _redone(already: set[tuple[str, int]], restored_step: int) -> str:
-    """Which logged steps a resume from `restored_step` computes again, in words."""
-    steps = sorted({step for _, step in already if step >= restored_step})
-    if not steps:
-        return "no step after it had been logged"
-    return (
-        f"steps {steps[0]}-{steps[-1]} (trainer/global_step) are computed again, but the interrupted part "
-        f"had logged them already and they are not logged twice"
-    )
-
-
 def train(args: argparse.Namespace, callbacks: Sequence[pl.Callback] = ()) -> int:
     """Start or resume the training in `args.folder`; the number of steps done when it returns."""
     folder = Path(args.folder)
@@ -234,32 +276,24 @@ def train(args: argparse.Namespace, callbacks: Sequence[pl.Callback] = ()) -> in
         _write_json(folder / "training.json", {"wandb_run_id": logger.experiment.id, "settings": settings})
         print(f"Started W&B run {logger.experiment.id}; checkpoints go to {display_path(folder)}.")
     else:
-        run_id = training["wandb_run_id"]
-        parts = [read_run(part, partial=True) for part in find_runs(runs_dir() / "wandb", run_id=run_id)]
-        on_disk = logged_pairs(parts)
-        # Steps before the checkpoint are not computed again: what W&B lost of them comes from the ledger.
-        lost = {
-            (key, step): value
-            for (key, step), value in read_ledger(ledger).items()
-            if step < restored_step and (key, step) not in on_disk and key not in BOOKKEEPING
-        }
+        resumption = Resumption.find(training["wandb_run_id"], restored_step, ledger)
         finished = restored_step >= args.max_steps
-        if finished and not lost:
+        if finished and not resumption.lost:
             print(
                 f"The training in {display_path(folder)} is finished ({restored_step} steps): nothing to do."
             )
             return restored_step
-        logger = ResumedWandbLogger(ledger, on_disk, id=run_id, resume="allow", **logger_args)
-        for step in sorted({step for _, step in lost}):
-            logger.log_metrics({key: v for (key, s), v in lost.items() if s == step}, step)
-        again = f"{len(lost)} values that W&B had not written to disk were logged again from {ledger.name}"
+        logger = resumption.logger(**logger_args)
         if finished:
             wandb.finish()
-            print(f"The training in {display_path(folder)} is finished ({restored_step} steps); {again}.")
+            done = f"The training in {display_path(folder)} is finished ({restored_step} steps)"
+            print(f"{done}; {resumption.replayed()}.")
             return restored_step
         start = f"step {restored_step}" if checkpoints.last.exists() else "the start (no checkpoint yet)"
-        redone = _redone(on_disk, restored_step)
-        print(f"Resuming W&B run {run_id} ({len(parts)} earlier parts) from {start}: {redone}; {again}.")
+        print(
+            f"Resuming W&B run {resumption.run_id} ({len(resumption.parts)} earlier parts) from {start}: "
+            f"{resumption.redone()}; {resumption.replayed()}."
+        )
 
     pl.seed_everything(args.seed, verbose=False)
     if args.synthetic:
