@@ -262,7 +262,7 @@ def test_readme_lists_every_notebook_with_its_runtime():
 
 # What a notebook teaches, defined in its own cells exactly as helpers defines it for later notebooks.
 TAUGHT_IN_CELLS = {
-    "03": ["helpers.models.MNISTClassifier"],
+    "03": ["helpers.data.MNISTDataModule", "helpers.models.MNISTClassifier"],
     "07": [
         "helpers.sweeps.OptunaPruning",
         "helpers.sweeps.suggest",
