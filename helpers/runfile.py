@@ -65,6 +65,9 @@ class RunFileCheck:
         )
 
 
+CUT_OFF = "it is cut off inside a record"  # also what a file still being written looks like
+
+
 def check_run_file(path: str | Path) -> RunFileCheck:
     """Walk every chunk of a `.wandb` file, checking its checksum, and say how far the file is intact."""
     path = Path(path)
@@ -93,14 +96,14 @@ def check_run_file(path: str | Path) -> RunFileCheck:
             position += left_in_block
             continue
         if position + CHUNK_HEADER.size > len(data):
-            return RunFileCheck(path, len(data), intact, records, "it is cut off inside a record")
+            return RunFileCheck(path, len(data), intact, records, CUT_OFF)
         checksum, length, kind = CHUNK_HEADER.unpack_from(data, position)
         end = position + CHUNK_HEADER.size + length
         if length > left_in_block - CHUNK_HEADER.size or kind not in _TYPE_CRC:
             problem = f"the record at byte {position:,} has a damaged header"
             return RunFileCheck(path, len(data), intact, records, problem)
         if end > len(data):
-            return RunFileCheck(path, len(data), intact, records, "it is cut off inside a record")
+            return RunFileCheck(path, len(data), intact, records, CUT_OFF)
         if zlib.crc32(data[position + CHUNK_HEADER.size : end], _TYPE_CRC[kind]) != checksum:
             problem = f"the record at byte {position:,} does not match its checksum"
             return RunFileCheck(path, len(data), intact, records, problem)
@@ -112,5 +115,5 @@ def check_run_file(path: str | Path) -> RunFileCheck:
         if not in_record:
             records, intact = records + 1, position
     if in_record:
-        return RunFileCheck(path, len(data), intact, records, "it is cut off inside a record")
+        return RunFileCheck(path, len(data), intact, records, CUT_OFF)
     return RunFileCheck(path, len(data), intact, records)

@@ -18,6 +18,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from helpers.paths import display_path, runs_dir
-from helpers.runfile import DamagedRunFileError, RunFileCheck, check_run_file
+from helpers.runfile import CUT_OFF, DamagedRunFileError, RunFileCheck, check_run_file
 
 WANDB_MODES = ("online", "offline", "disabled", "shared")
 DEFAULT_BASE_URL = "https://api.wandb.ai"
@@ -280,9 +281,33 @@ def _run_file(path: str | os.PathLike) -> Path:
     return files[0]
 
 
+# `wandb.finish()` can return a moment before W&B's service has written a run's last records (seen with
+# wandb 0.31, more often on a busy machine): a file that ends cut off while it is still being written is
+# read again until it stops changing for SETTLE_S seconds, for at most SETTLE_MAX_S.
+SETTLE_S, SETTLE_MAX_S = 0.5, 30.0
+
+
+def _settled_check(run_file: Path) -> RunFileCheck:
+    """`check_run_file`, after waiting for a file W&B was writing a moment ago to be complete."""
+    check = check_run_file(run_file)
+    start = last_change = time.monotonic()
+    last_stat = run_file.stat()
+    if time.time() - last_stat.st_mtime > SETTLE_MAX_S:
+        return check  # written long ago: cut off for good
+    while check.problem == CUT_OFF and time.monotonic() - last_change < SETTLE_S:
+        if time.monotonic() - start > SETTLE_MAX_S:
+            break
+        time.sleep(0.05)
+        stat = run_file.stat()
+        if (stat.st_size, stat.st_mtime_ns) != (last_stat.st_size, last_stat.st_mtime_ns):
+            last_change, last_stat = time.monotonic(), stat
+        check = check_run_file(run_file)
+    return check
+
+
 def _check_readable(run_file: Path, partial: bool) -> RunFileCheck:
     """Check the file's records; raise if it is damaged and the caller did not ask for the intact part."""
-    check = check_run_file(run_file)
+    check = check_run_file(run_file) if partial else _settled_check(run_file)
     if check.intact and check.records < 2:  # the first record is W&B's version header
         raise NoRunYetError(
             f"{run_file} holds no run yet (its process stopped, or is starting, before W&B wrote one)."

@@ -41,7 +41,7 @@ def _run_offline(command: list[str], folder: Path) -> tuple[str, list]:
     env.update(offline_environment(folder))
     result = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"the run failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
-    return result.stdout, [read_run(path) for path in find_runs(folder / "wandb")]
+    return result.stdout, [read_run(path) for path in find_runs(folder)]  # wherever under it W&B wrote
 
 
 @pytest.fixture(scope="session")

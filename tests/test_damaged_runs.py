@@ -231,3 +231,36 @@ def test_before_any_run_the_default_folder_gives_nothing_not_an_error(tmp_path, 
     assert find_runs() == [] and find_runs(run_id="abc") == []
     assert collect_runs().empty
     assert not (tmp_path / "runs").exists()  # reading made no folder
+
+
+def test_a_file_still_being_written_is_read_once_it_is_complete(original, tmp_path):
+    """`wandb.finish()` can return before W&B has written a run's last records: read_run waits for them."""
+    import threading
+    import time
+
+    whole = run_file(original).read_bytes()
+    target = damaged_copy(original, tmp_path, lambda data: data[: len(data) - 100])
+    assert check_run_file(target).problem  # cut off, as W&B's file looks while it is being written
+
+    def finish_writing() -> None:
+        time.sleep(0.3)
+        target.write_bytes(whole)
+
+    writer = threading.Thread(target=finish_writing)
+    writer.start()
+    record = read_run(target.parent)
+    writer.join()
+    assert not record.partial and len(record.history) == ROWS
+
+
+def test_a_file_cut_off_long_ago_is_refused_at_once(original, tmp_path):
+    import os
+    import time
+
+    target = damaged_copy(original, tmp_path, lambda data: data[: len(data) - 100])
+    an_hour_ago = time.time() - 3600
+    os.utime(target, (an_hour_ago, an_hour_ago))
+    start = time.monotonic()
+    with pytest.raises(DamagedRunFileError, match="cut off"):
+        read_run(target.parent)
+    assert time.monotonic() - start < tracking.SETTLE_S
