@@ -119,9 +119,12 @@ def setup_wandb(silent: bool = True) -> str:
     os.environ["WANDB_MODE"] = mode
     import wandb  # here, not at the top: reading runs back needs no wandb import
 
-    # W&B reads its settings once per process: now, so that WANDB_SILENT also quiets the warnings
-    # printed while the first run is set up (Lightning's WandbLogger triggers one about `anonymous`).
+    # W&B applies WANDB_SILENT to its own warnings once it is set up, and Lightning's WandbLogger
+    # triggers one ("the anonymous setting has no effect") before that happens in its first run. So set
+    # W&B up now, then stop the service that starts: scripts this process launches (torchrun, workers)
+    # must run their own, or their runs are written by ours, late.
     wandb.setup()
+    wandb.teardown()
     print(f"W&B mode: {mode} ({reason}).")
     return mode
 

@@ -199,3 +199,15 @@ def test_offline_environment_keeps_every_folder_inside(tmp_path):
     assert env["WANDB_MODE"] == "offline" and env["WANDB_SILENT"] == "true"
     folders = [value for name, value in env.items() if name.endswith("_DIR")]
     assert len(folders) == 6 and all(Path(folder).is_relative_to(tmp_path) for folder in folders)
+
+
+def test_a_script_started_after_setup_writes_its_own_run(clean_env):
+    """setup_wandb leaves no W&B service behind for child processes to share: a script it launches (torchrun,
+    an Optuna worker) writes its run itself, complete when the script exits."""
+    import subprocess
+
+    setup_wandb()
+    script = "import wandb; run = wandb.init(project='t'); run.log({'x': 1})"  # finished at exit
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=180)
+    (folder,) = tracking.find_runs(clean_env / "runs" / "wandb")
+    assert read_run(folder).history["x"].tolist() == [1]
