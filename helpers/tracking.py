@@ -119,12 +119,12 @@ def setup_wandb(silent: bool = True) -> str:
     os.environ["WANDB_MODE"] = mode
     import wandb  # here, not at the top: reading runs back needs no wandb import
 
-    # W&B applies WANDB_SILENT to its own warnings once it is set up, and Lightning's WandbLogger
-    # triggers one ("the anonymous setting has no effect") before that happens in its first run. So set
-    # W&B up now, then stop the service that starts: scripts this process launches (torchrun, workers)
-    # must run their own, or their runs are written by ours, late.
-    wandb.setup()
-    wandb.teardown()
+    # W&B applies WANDB_SILENT to its terminal output when its first run is set up, and Lightning's
+    # WandbLogger triggers a warning before that ("the anonymous setting has no effect"): apply it now.
+    # Only the terminal output: `wandb.setup()` would also fix the process's settings and start a W&B
+    # service that scripts launched from here (torchrun, Optuna workers) would share.
+    silent = os.environ.get("WANDB_SILENT", "").strip().lower() in ("true", "1")
+    wandb.termsetup(wandb.Settings(silent=silent), None)
     print(f"W&B mode: {mode} ({reason}).")
     return mode
 

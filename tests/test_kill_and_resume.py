@@ -39,7 +39,7 @@ FLUSH = {"saving": "15"}
 # Runs helpers.resumable with a callback that kills the process at one moment: (moment, step, whom).
 KILLER = textwrap.dedent(
     """
-    import json, os, signal, sys
+    import json, os, signal, sys, time
     import psutil
     import pytorch_lightning as pl
     from helpers import resumable
@@ -48,6 +48,10 @@ KILLER = textwrap.dedent(
 
     def die():
         sys.stdout.flush()
+        # W&B's service writes the run's file every second here (see FLUSH): give it that second, so that
+        # the killed part's file holds what was logged so far and the resume must not log it again. Without
+        # it, how much reaches the file depends on how fast the machine is.
+        time.sleep(1.5)
         children = psutil.Process().children(recursive=True)  # W&B's service runs in a session of its own
         with open(pids_file, "w") as file:
             json.dump([child.pid for child in children], file)
