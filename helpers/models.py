@@ -10,7 +10,9 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.functional.classification import multiclass_accuracy
 
 from helpers.checks import (
     check_non_negative_number,
@@ -21,11 +23,12 @@ from helpers.checks import (
 
 
 class ConvNet(nn.Module):
-    """Two conv-BatchNorm-ReLU-pool blocks, dropout, and a two-layer classifier head.
+    """Two conv-pool-BatchNorm-ReLU blocks, dropout, and a two-layer classifier head.
 
     28x28 -> conv(channels) -> pool -> 14x14 -> conv(2*channels) -> pool -> 7x7 -> fc(hidden) -> 10.
-    Pooling after each convolution keeps it fast on a CPU, and BatchNorm lets it train at the
-    high learning rates of a one-cycle schedule, so two epochs reach about 99% test accuracy.
+    BatchNorm lets it train at the high learning rates of a one-cycle schedule, so two epochs reach about
+    99% test accuracy. Pooling straight after each convolution gives BatchNorm and ReLU a quarter of the
+    pixels, the largest saving per step on a CPU (`benchmarks/model_speed.py`).
     """
 
     def __init__(
@@ -37,13 +40,13 @@ class ConvNet(nn.Module):
         check_probability("dropout", dropout)
         self.features = nn.Sequential(
             nn.Conv2d(1, channels, kernel_size=3, padding=1),
+            nn.MaxPool2d(2),
             nn.BatchNorm2d(channels),
             nn.ReLU(),
-            nn.MaxPool2d(2),
             nn.Conv2d(channels, 2 * channels, kernel_size=3, padding=1),
+            nn.MaxPool2d(2),
             nn.BatchNorm2d(2 * channels),
             nn.ReLU(),
-            nn.MaxPool2d(2),
         )
         self.classifier = nn.Sequential(
             nn.Dropout(dropout),
@@ -79,7 +82,9 @@ class MNISTClassifier(pl.LightningModule):
         check_positive_number("learning_rate", learning_rate)
         check_non_negative_number("weight_decay", weight_decay)
         self.save_hyperparameters()  # stored in checkpoints, and sent to the logger's config
-        self.model = ConvNet(channels, hidden, dropout)
+        # channels_last: the convolutions' faster memory layout on CPUs and GPUs (same numbers, less time)
+        self.model = ConvNet(channels, hidden, dropout).to(memory_format=torch.channels_last)
+        self.train_loss = MeanMetric()
         self.train_accuracy = MulticlassAccuracy(num_classes=10, average="micro")
         self.val_accuracy = MulticlassAccuracy(num_classes=10, average="micro")
         self.test_accuracy = MulticlassAccuracy(num_classes=10, average="micro")
@@ -91,10 +96,20 @@ class MNISTClassifier(pl.LightningModule):
         images, labels = batch
         logits = self(images)
         loss = F.cross_entropy(logits, labels)
-        self.train_accuracy(logits, labels)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
-        self.log("train/accuracy", self.train_accuracy, on_step=True, on_epoch=True)
+        # Every step: add the batch to the epoch means (torchmetrics' update() is cheap and syncs under DDP).
+        self.train_loss.update(loss.detach())
+        self.train_accuracy.update(logits, labels)
+        # The logger writes one step in `log_every_n_steps` (50 by default) and a self.log call costs about
+        # 0.3 ms, so the per-step values are logged only on the steps it writes.
+        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+            self.log("train/loss_step", loss, prog_bar=True)
+            accuracy = multiclass_accuracy(logits, labels, num_classes=10, average="micro")
+            self.log("train/accuracy_step", accuracy)
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/loss_epoch", self.train_loss)  # logging a metric computes and resets it
+        self.log("train/accuracy_epoch", self.train_accuracy)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, labels = batch

@@ -145,7 +145,7 @@ class Timing:
 def plain_run(train: TensorDataset, steps: int, seed: int, dev: torch.device, **_: object) -> Timing:
     start = time.perf_counter()
     torch.manual_seed(seed)
-    model = ConvNet().to(dev)
+    model = ConvNet().to(dev, memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=LEARNING_RATE, total_steps=steps)
     loader = shuffled_batches(train, seed)
