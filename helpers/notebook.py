@@ -7,9 +7,17 @@ import platform
 import warnings
 from importlib.metadata import version
 
-# Lightning's info lines that say nothing about the lesson and differ between machines: which
-# accelerators exist, and tips that advertise its cloud products.
-BANNERS = ("GPU available:", "TPU available:", "HPU available:", "💡 Tip:")
+# The starts of Lightning's info lines that say nothing about the lesson: which accelerators exist (they
+# differ between machines), tips that advertise its cloud products, and what it reports on every fit.
+DROPPED_LINES = (
+    "GPU available:",
+    "TPU available:",
+    "HPU available:",
+    "💡 Tip:",
+    "Loading `train_dataloader` to estimate number of stepping batches.",
+    "`Trainer.fit` stopped:",
+    "`Trainer(limit_",  # "`Trainer(limit_val_batches=1)` was configured so 1 batch will be used."
+)
 LIGHTNING_INFO_LOGGER = "pytorch_lightning.utilities.rank_zero"
 # The libraries a notebook's results depend on, as (name shown, distribution).
 LIBRARIES = (
@@ -20,21 +28,21 @@ LIBRARIES = (
 )
 
 
-class _DropBanners(logging.Filter):
-    """Drop log records whose message starts with one of `BANNERS`."""
+class _DropLines(logging.Filter):
+    """Drop log records whose message starts with one of `DROPPED_LINES`."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(BANNERS)
+        return not record.getMessage().startswith(DROPPED_LINES)
 
 
 def quiet_lightning() -> None:
-    """Hide Lightning's device-availability lines and tips, and a deprecation warning from inside it.
+    """Hide Lightning's device lines, tips and fit reports, and a deprecation warning from inside it.
 
     Every other message (summaries, warnings about your own code) stays. Calling it again adds nothing.
     """
     logger = logging.getLogger(LIGHTNING_INFO_LOGGER)
-    if not any(isinstance(f, _DropBanners) for f in logger.filters):
-        logger.addFilter(_DropBanners())
+    if not any(isinstance(f, _DropLines) for f in logger.filters):
+        logger.addFilter(_DropLines())
     # Lightning 2.6 still builds a pytree LeafSpec, which torch 2.14 deprecates; nothing a reader can fix.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning)
 
