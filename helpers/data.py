@@ -292,7 +292,13 @@ class MNISTDataModule(pl.LightningDataModule):
         if self.splits is None:
             self.splits = load_mnist(self.root, self.hparams.val_fraction, download=False)
 
-    def _loader(self, dataset: TensorDataset, batch_size: int, shuffle: bool = False) -> DataLoader:
+    def _loader(self, split: str, batch_size: int, shuffle: bool = False) -> DataLoader:
+        if self.splits is None:
+            raise RuntimeError(
+                f"MNISTDataModule has no data yet for its {split} loader: call datamodule.setup('fit') "
+                "first (a Trainer calls it for you)."
+            )
+        dataset = getattr(self.splits, split)
         if self.trainer is not None and self.trainer.world_size > 1:
             # Under DDP, Lightning gives each process its own shard by adding a DistributedSampler,
             # which needs a standard per-sample loader (slower per batch, still small next to compute).
@@ -300,10 +306,10 @@ class MNISTDataModule(pl.LightningDataModule):
         return tensor_batches(dataset, batch_size, shuffle=shuffle)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.splits.train, self.hparams.batch_size, shuffle=True)
+        return self._loader("train", self.hparams.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.splits.val, self.hparams.eval_batch_size)
+        return self._loader("val", self.hparams.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.splits.test, self.hparams.eval_batch_size)
+        return self._loader("test", self.hparams.eval_batch_size)

@@ -75,8 +75,13 @@ class OptunaPruning(pl.Callback):
         self.monitor = monitor
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+        if trainer.sanity_checking:
             return
+        if self.monitor not in trainer.callback_metrics:
+            raise RuntimeError(
+                f"OptunaPruning monitors `{self.monitor}`, which the model did not log: "
+                f"pass one of {sorted(trainer.callback_metrics)} as monitor."
+            )
         value = float(trainer.callback_metrics[self.monitor])
         self.trial.report(value, step=trainer.global_step)
         if self.trial.should_prune():

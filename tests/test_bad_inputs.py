@@ -18,6 +18,7 @@ import urllib.request
 import zlib
 from pathlib import Path
 
+import optuna
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -187,6 +188,22 @@ def fit(
                 import wandb as wandb_module
 
                 wandb_module.finish()
+
+    return call
+
+
+def prune_on(tmp: Path, monitor: str):
+    """A call that trains MNISTClassifier for 2 steps, validating once, with OptunaPruning on `monitor`."""
+
+    def call():
+        trial = optuna.create_study().ask()
+        trainer = pl.Trainer(
+            max_steps=2, limit_val_batches=1, val_check_interval=2, logger=CSVLogger(tmp), accelerator="cpu",
+            callbacks=[sweeps.OptunaPruning(trial, monitor=monitor)], enable_progress_bar=False,
+            enable_model_summary=False, enable_checkpointing=False, num_sanity_val_steps=0,
+        )  # fmt: skip
+        loader = DataLoader(TINY, batch_size=4)
+        trainer.fit(MNISTClassifier(), loader, loader)
 
     return call
 
@@ -389,6 +406,12 @@ CASES = [
         lambda t, m: lambda: load_mnist(t, val_fraction=NAN),
         ValueError,
         "val_fraction must be a number strictly between 0 and 1, got nan",
+    ),
+    (
+        "datamodule-before-setup",
+        lambda t, m: lambda: MNISTDataModule().train_dataloader(),
+        RuntimeError,
+        "MNISTDataModule has no data yet for its train loader: call datamodule.setup('fit') first",
     ),
     (
         "val-fraction-bool",
@@ -601,6 +624,12 @@ CASES += [
         lambda t, m: lambda: LogConfusionMatrix(class_names=5),
         ValueError,
         "class_names must be a list of strings",
+    ),
+    (
+        "pruning-monitor-misspelled",
+        lambda t, m: prune_on(t, monitor="val/acuracy"),
+        RuntimeError,
+        "OptunaPruning monitors `val/acuracy`, which the model did not log: pass one of ['val/accuracy', 'val/loss'",
     ),
     (
         "interrupt-zero",
