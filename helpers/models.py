@@ -28,7 +28,7 @@ class ConvNet(nn.Module):
     28x28 -> conv(channels) -> pool -> 14x14 -> conv(2*channels) -> pool -> 7x7 -> fc(hidden) -> 10.
     BatchNorm lets it train at the high learning rates of a one-cycle schedule, so two epochs reach about
     99% test accuracy. Pooling straight after each convolution gives BatchNorm and ReLU a quarter of the
-    pixels, the largest saving per step on a CPU (`benchmarks/model_speed.py`).
+    pixels, which saves time on every step (`python -m benchmarks.model_speed` measures it).
     """
 
     def __init__(

@@ -1,0 +1,1 @@
+"""The benchmarks behind the README's speed figures: run each as `python -m benchmarks.<name>`."""
