@@ -1,9 +1,13 @@
-"""nbval runs one notebook as another CPU would compute it, so that checked outputs stay CPU-independent.
+"""The whole suite's collection rules, and one notebook run as another CPU would compute it.
 
-PyTorch chooses its CPU kernels by processor (AVX-512, AVX2 or generic code), and each rounds the last
-digits of a float its own way: a checked cell that prints an exact loss or accuracy passes on the machine
-that stored it and fails on a reader's. The kernel of `OTHER_CPU_NOTEBOOK` starts with PyTorch's generic
-kernels, which no machine uses by default, so such a cell fails here too.
+Notebooks: every cell nbval collects from a `.ipynb` file is marked `slow` (each notebook trains), so that
+`pytest -m "not slow"` leaves them out. Under `--lf` a notebook that had a failing cell is rerun whole: a
+cell run alone, without the cells above it in the same kernel, would only fail for want of them.
+
+Another CPU: PyTorch chooses its CPU kernels by processor (AVX-512, AVX2 or generic code), and each rounds
+the last digits of a float its own way: a checked cell that prints an exact loss or accuracy passes on the
+machine that stored it and fails on a reader's. The kernel of `OTHER_CPU_NOTEBOOK` starts with PyTorch's
+generic kernels, which no machine uses by default, so such a cell fails here too.
 """
 
 from __future__ import annotations
@@ -14,6 +18,32 @@ import pytest
 
 OTHER_CPU_NOTEBOOK = "01_pytorch_training_loop.ipynb"
 OTHER_CPU = {"ATEN_CPU_CAPABILITY": "default"}
+
+
+def is_notebook_cell(item: pytest.Item) -> bool:
+    return item.path.suffix == ".ipynb"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every notebook cell `slow`."""
+    for item in items:
+        if is_notebook_cell(item):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):
+    """Under `--lf` (or `--ff`), count every cell of a notebook that had a failed cell as failed.
+
+    pytest keeps, of a file's items, only those that failed last time; this runs just before it does.
+    """
+    report = yield
+    last_failed = collector.config.pluginmanager.get_plugin("lfplugin")  # None without the cache plugin
+    if collector.path.suffix == ".ipynb" and isinstance(collector, pytest.File) and last_failed is not None:
+        cells = [node.nodeid for node in report.result]
+        if last_failed.active and any(cell in last_failed.lastfailed for cell in cells):
+            last_failed.lastfailed.update(dict.fromkeys(cells, True))
+    return report
 
 
 @pytest.hookimpl(wrapper=True)

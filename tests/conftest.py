@@ -1,4 +1,9 @@
-"""Test-wide settings: a headless plotting backend, and W&B kept inside a temporary folder."""
+"""Test-wide settings: a headless plotting backend, W&B kept inside a temporary folder, and the `slow` rule.
+
+Every test that makes its run through `run_offline` (a training or W&B process of its own) is marked
+`slow`, whichever file it is in, and so is every test in `SLOW_FILES`; other slow tests carry
+`pytest.mark.slow` themselves, and notebook cells are marked by the root conftest.py.
+"""
 
 from __future__ import annotations
 
@@ -42,6 +47,18 @@ def _run_offline(command: list[str], folder: Path) -> tuple[str, list]:
     result = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"the run failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     return result.stdout, [read_run(path) for path in find_runs(folder)]  # wherever under it W&B wrote
+
+
+SLOW_FIXTURES = {"run_offline"}
+# The benchmarks' tests run the benchmarks (on MNIST, in processes of their own) and time things.
+SLOW_FILES = {"test_benchmarks.py"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `slow` every test in `SLOW_FILES` or that uses a fixture in `SLOW_FIXTURES` (even indirectly)."""
+    for item in items:
+        if item.path.name in SLOW_FILES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

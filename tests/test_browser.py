@@ -36,7 +36,7 @@ from jupyterlab_browser import (
     widget_problems,
 )
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 RUN_TIMEOUT = 900
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"

@@ -179,12 +179,14 @@ def killed(tmp_path_factory) -> tuple[Path, list[subprocess.CompletedProcess]]:
     return folder, results
 
 
+@pytest.mark.slow
 def test_the_reference_logs_every_step_once(reference):
     assert max(reference.values()) == 1
     assert {step for key, step in reference if key == "train/loss_step"} == set(range(48))
     assert {step for key, step in reference if key == "val/loss"} == {11, 23, 35, 47}
 
 
+@pytest.mark.slow
 def test_every_logged_step_is_there_exactly_once_across_the_parts(killed, reference):
     folder, _ = killed
     run_id = json.loads((folder / "training" / "training.json").read_text())["wandb_run_id"]
@@ -201,6 +203,7 @@ def test_every_logged_step_is_there_exactly_once_across_the_parts(killed, refere
     assert set(counts) == set(reference)
 
 
+@pytest.mark.slow
 def test_each_resume_resumes_from_the_last_checkpoint_whose_steps_were_all_logged(killed):
     _, results = killed
     outputs = [result.stdout for result in results]
@@ -221,6 +224,7 @@ def test_each_resume_resumes_from_the_last_checkpoint_whose_steps_were_all_logge
     )
 
 
+@pytest.mark.slow
 def test_the_checkpoint_to_resume_from_is_never_half_written(killed):
     folder, _ = killed
     import torch
@@ -229,6 +233,7 @@ def test_the_checkpoint_to_resume_from_is_never_half_written(killed):
     assert checkpoint["global_step"] == 48
 
 
+@pytest.mark.slow
 def test_a_resume_with_other_settings_is_refused_in_one_sentence(killed):
     folder, _ = killed
     arguments = ["--folder", str(folder / "training"), *SETTINGS]

@@ -30,6 +30,7 @@ def notebook_printing_cpu_capability(path: Path, stored: str) -> None:
     path.write_text(json.dumps(notebook))
 
 
+@pytest.mark.slow
 def test_the_other_cpu_notebook_computes_with_generic_kernels(tmp_path):
     machine = torch.backends.cpu.get_cpu_capability()
     if machine == "DEFAULT":

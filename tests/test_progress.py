@@ -144,6 +144,7 @@ def bar_problems(cell_outputs: list[dict]) -> list[str]:
     return problems
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", FINISHED_CELLS)
 def test_every_stored_bar_shows_a_finished_bar_or_nothing(stored, name):
     cell_outputs = outputs(stored, name)
@@ -154,6 +155,7 @@ def test_every_stored_bar_shows_a_finished_bar_or_nothing(stored, name):
     assert all(o["output_type"] == "stream" or o["data"] == {"text/plain": ""} for o in others), others
 
 
+@pytest.mark.slow
 def test_a_fit_keeps_the_training_bar_and_hides_sanity_and_validation_bars(stored):
     cell_outputs = outputs(stored, "fit")
     [train] = bars(cell_outputs)
@@ -163,6 +165,7 @@ def test_a_fit_keeps_the_training_bar_and_hides_sanity_and_validation_bars(store
     assert len(hidden) == 2, cell_outputs  # sanity check and validation
 
 
+@pytest.mark.slow
 def test_test_validate_and_predict_bars_show_their_final_lines(stored):
     [test] = bars(outputs(stored, "test"))
     assert test.startswith("Testing DataLoader 0: 100%|██████████| 2/2 ["), test
@@ -171,6 +174,7 @@ def test_test_validate_and_predict_bars_show_their_final_lines(stored):
     assert predict.startswith("Predicting DataLoader 0: 100%|██████████| 2/2 ["), predict
 
 
+@pytest.mark.slow
 def test_an_interrupted_fit_stores_where_the_bar_stopped(stored):
     cell_outputs = outputs(stored, "interrupted fit")
     [train] = bars(cell_outputs)
@@ -179,6 +183,7 @@ def test_an_interrupted_fit_stores_where_the_bar_stopped(stored):
     assert not any("0/?" in text for text in texts(cell_outputs))
 
 
+@pytest.mark.slow
 def test_lightnings_own_bar_stores_0_of_unknown_and_the_check_says_so(stored):
     cell_outputs = outputs(stored, "lightning's bar")
     assert len(bars(cell_outputs)) == 3  # sanity check, training, validation: all kept as widget outputs
@@ -186,6 +191,7 @@ def test_lightnings_own_bar_stores_0_of_unknown_and_the_check_says_so(stored):
     assert bar_problems(cell_outputs), "the check passed Lightning's 0/? bars"
 
 
+@pytest.mark.slow
 def test_widget_state_holds_only_the_bars_widgets_and_stays_small(stored):
     state = stored.metadata.widgets[WIDGET_STATE]["state"]
     size = len(json.dumps(state))

@@ -201,6 +201,7 @@ def test_offline_environment_keeps_every_folder_inside(tmp_path):
     assert len(folders) == 6 and all(Path(folder).is_relative_to(tmp_path) for folder in folders)
 
 
+@pytest.mark.slow
 def test_a_script_started_after_setup_writes_its_own_run(clean_env):
     """setup_wandb leaves no W&B service behind for child processes to share: a script it launches (torchrun,
     an Optuna worker) writes its run itself, complete when the script exits."""

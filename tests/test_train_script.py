@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHORT = ["--trainer.max_steps=8", "--trainer.val_check_interval=4", "--trainer.limit_val_batches=1.0"]
 
 
+@pytest.mark.slow
 def test_the_config_sets_what_the_script_trains():
     command = [
         sys.executable,
