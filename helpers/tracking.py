@@ -411,7 +411,7 @@ def _parse_records(run_dir: Path, overview: dict, records: str, damage: str) -> 
                 ArtifactRecord(
                     name=artifact["name"],
                     type=artifact["type"],
-                    aliases=list(artifact.get("aliases", [])),
+                    aliases=sorted(artifact.get("aliases", [])),  # W&B records them in no fixed order
                     digest=artifact["digest"],
                     files={
                         e["path"]: Path(e["local_path"]) for e in artifact["manifest"].get("contents", [])
