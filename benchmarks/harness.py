@@ -26,7 +26,10 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
+
+from helpers.data import tensor_batches
+from helpers.notebook import quiet_lightning
 
 BATCH_SIZE = 128  # the series' training batch
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")  # what decides which kernels PyTorch picks
@@ -55,8 +58,7 @@ def seeded_batches(dataset: TensorDataset, seed: int, batch_size: int = BATCH_SI
     The same loader as the series' (one tensor index per batch), so that every variant of a round trains
     on the same batches in the same order.
     """
-    order = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
-    return DataLoader(dataset, sampler=BatchSampler(order, batch_size, drop_last=False), batch_size=None)
+    return tensor_batches(dataset, batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,6 @@ def write_json(path: Path | None, results: dict) -> None:
 
 def quiet() -> None:
     """Keep the output to the results: Lightning's per-Trainer banner and its hints about data loading."""
+    quiet_lightning()  # the series' own filters, including a deprecation warning from inside Lightning
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=pl.utilities.warnings.PossibleUserWarning)
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning)

@@ -238,14 +238,20 @@ def load_mnist(
     )
 
 
-def tensor_batches(dataset: TensorDataset, batch_size: int, shuffle: bool = False) -> DataLoader:
+def tensor_batches(
+    dataset: TensorDataset,
+    batch_size: int,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+) -> DataLoader:
     """A `DataLoader` that yields whole batches by indexing the in-memory tensors once per batch.
 
     A `BatchSampler` is the loader's sampler and `batch_size=None` turns off collation, so the
-    dataset receives a list of indices and returns a ready batch.
+    dataset receives a list of indices and returns a ready batch. `generator` shuffles with a random
+    generator of its own instead of PyTorch's global one (a benchmark's seeded order per round).
     """
     check_positive_int("batch_size", batch_size)
-    order = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
+    order = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
     return DataLoader(dataset, sampler=BatchSampler(order, batch_size, drop_last=False), batch_size=None)
 
 
