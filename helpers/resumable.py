@@ -51,9 +51,8 @@ from helpers.checks import check_non_negative_int, check_positive_int, check_pos
 from helpers.data import MNISTDataModule, tensor_batches
 from helpers.models import MNISTClassifier
 from helpers.paths import display_path, runs_dir
-from helpers.tracking import RunRecord, find_runs, read_run, setup_wandb
+from helpers.tracking import WANDB_PROJECT, RunRecord, find_runs, read_run, setup_wandb
 
-PROJECT = "lightning-wandb-tutorials"
 SETTINGS = (
     "max_steps",
     "checkpoint_every",
@@ -341,7 +340,7 @@ def parser() -> argparse.ArgumentParser:
         "--synthetic", type=int, default=0, help="train on N random images, not MNIST (tests)"
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--project", default=PROJECT)
+    parser.add_argument("--project", default=WANDB_PROJECT)
     parser.add_argument(
         "--wandb-flush-seconds",
         type=float,

@@ -22,9 +22,8 @@ from helpers.checks import check_positive_int, check_trial_budget
 from helpers.data import MNISTDataModule
 from helpers.models import MNISTClassifier
 from helpers.paths import runs_dir
-from helpers.tracking import setup_wandb
+from helpers.tracking import WANDB_PROJECT, setup_wandb
 
-PROJECT = "lightning-wandb-tutorials"
 HYPERPARAMETERS = ("learning_rate", "dropout", "channels")
 
 
@@ -108,7 +107,7 @@ def objective(
     check_trial_budget(max_steps, val_every)  # before a W&B run is made for nothing
     params = suggest(trial)
     logger = WandbLogger(
-        project=PROJECT,
+        project=WANDB_PROJECT,
         group=group,
         name=f"{group}-trial-{trial.number}",
         job_type="optuna-trial",

@@ -30,6 +30,7 @@ import pandas as pd
 from helpers.paths import display_path, runs_dir
 from helpers.runfile import CUT_OFF, DamagedRunFileError, RunFileCheck, check_run_file
 
+WANDB_PROJECT = "lightning-wandb-tutorials"  # the W&B project every run of the series logs to
 WANDB_MODES = ("online", "offline", "disabled", "shared")
 DEFAULT_BASE_URL = "https://api.wandb.ai"
 
