@@ -42,7 +42,7 @@ from torch.utils.data import TensorDataset
 from benchmarks import harness
 from helpers.data import load_mnist
 from helpers.models import ConvNet, MNISTClassifier
-from helpers.tracking import offline_environment
+from helpers.wandb_setup import offline_environment
 
 LEARNING_RATE, WEIGHT_DECAY = 0.01, 0.01  # notebook 01's values, and MNISTClassifier's defaults
 STEPS, ROUNDS = 430, 5  # an epoch of 55,000 images in batches of 128, 5 times

@@ -9,23 +9,27 @@ edits, and what runs on a cluster is the code the notebooks run. Run it from the
 the config's folders (`save_dir: runs`) are relative to the working directory, and Lightning saves
 the resolved config there too, as `runs/config.yaml`. W&B follows `setup_wandb`: offline
 unless a key is configured; under DDP only rank zero logs, so one run records the whole training.
+The config's `WandbLogger` names no project: it takes `WANDB_PROJECT` from the environment, which
+`main` sets to the series' project unless you set it.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pytorch_lightning.cli import LightningCLI
 
 from helpers.data import MNISTDataModule
 from helpers.models import MNISTClassifier
-from helpers.tracking import setup_wandb
+from helpers.wandb_setup import WANDB_PROJECT, setup_wandb
 
 CONFIG = Path(__file__).with_name("mnist.yaml")  # installed with the package, so Colab has it too
 
 
 def main(args: list[str] | None = None) -> LightningCLI:
     setup_wandb()
+    os.environ.setdefault("WANDB_PROJECT", WANDB_PROJECT)  # WandbLogger's project when the config names none
     return LightningCLI(MNISTClassifier, MNISTDataModule, args=args, save_config_kwargs={"overwrite": True})
 
 

@@ -22,7 +22,7 @@ from helpers.checks import check_positive_int, check_trial_budget
 from helpers.data import MNISTDataModule
 from helpers.models import MNISTClassifier
 from helpers.paths import runs_dir
-from helpers.tracking import WANDB_PROJECT, setup_wandb
+from helpers.wandb_setup import WANDB_PROJECT, setup_wandb
 
 HYPERPARAMETERS = ("learning_rate", "dropout", "channels")
 

@@ -1,10 +1,10 @@
-"""W&B without an account: choose the mode, keep run files in `runs/`, and read offline runs back.
+"""Offline W&B runs read back from disk: what a run logged, as Python values and pandas tables.
 
 An offline run keeps everything it logged in one `.wandb` file. `read_run` checks every record's
 checksum (`helpers.runfile`) and reads it with W&B's own reader, `wandb leet inspect --json` (wandb
 >= 0.31), so notebooks can show what was logged and tests can assert on it without a server.
-`find_runs` lists run folders (with `run_id`, the parts of one resumed run) and `collect_runs` puts
-every run on disk in one table.
+`find_runs` lists run folders (with `run_id`, the parts of one resumed run); `helpers.run_tables`
+puts runs and artifact versions in tables.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import json
-import netrc
 import os
 import re
 import subprocess
@@ -20,114 +19,13 @@ import sys
 import tempfile
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pandas as pd
 
-from helpers.paths import display_path, runs_dir
+from helpers.paths import runs_dir
 from helpers.runfile import CUT_OFF, DamagedRunFileError, RunFileCheck, check_run_file
-
-WANDB_PROJECT = "lightning-wandb-tutorials"  # the W&B project every run of the series logs to
-WANDB_MODES = ("online", "offline", "disabled", "shared")
-DEFAULT_BASE_URL = "https://api.wandb.ai"
-
-
-def _netrc_has_key(base_url: str) -> bool:
-    """Whether `wandb login` stored a key for this server in the netrc file wandb reads."""
-    path = os.environ.get("NETRC") or Path.home() / ".netrc"
-    try:
-        return netrc.netrc(path).authenticators(urlsplit(base_url).netloc) is not None
-    except (OSError, netrc.NetrcParseError):
-        return False
-
-
-def _colab_secret_key() -> str | None:
-    """The `WANDB_API_KEY` Colab secret, if this is Colab and the notebook may read it."""
-    if "google.colab" not in sys.modules:
-        return None
-    try:
-        from google.colab import userdata
-
-        return userdata.get("WANDB_API_KEY")
-    except Exception:  # secret missing or access not granted: both mean "no key"
-        return None
-
-
-def use_repo_folders() -> Path:
-    """Point W&B's run, staging, cache and artifact folders into `runs/`, unless already set.
-
-    Without this, artifact staging copies and caches land in the home folder. Call it before the
-    first `wandb.init` of the process: W&B reads these variables once.
-    """
-    base = runs_dir()
-    base.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("WANDB_DIR", str(base))
-    os.environ.setdefault("WANDB_DATA_DIR", str(base / "wandb-data"))
-    os.environ.setdefault("WANDB_CACHE_DIR", str(base / "wandb-cache"))
-    os.environ.setdefault("WANDB_ARTIFACT_DIR", str(base / "artifacts"))
-    return base
-
-
-def offline_environment(folder: str | os.PathLike) -> dict[str, str]:
-    """Environment variables for W&B offline and silent, with all its folders (runs, staging copies,
-    cache, settings, artifacts) and the series' `runs_dir()` inside `folder`.
-
-    For a process whose runs must stay out of `runs/`: tests, benchmarks, the README's pictures.
-    W&B reads these once per process, so set them before the process's first `wandb.init`.
-    """
-    folder = Path(folder)
-    return {
-        "WANDB_MODE": "offline",
-        "WANDB_SILENT": "true",
-        "WANDB_DIR": str(folder),
-        "WANDB_DATA_DIR": str(folder / "wandb-data"),
-        "WANDB_CACHE_DIR": str(folder / "wandb-cache"),
-        "WANDB_CONFIG_DIR": str(folder / "wandb-config"),
-        "WANDB_ARTIFACT_DIR": str(folder / "artifacts"),
-        "TUTORIAL_RUNS_DIR": str(folder),
-    }
-
-
-def setup_wandb(silent: bool = True) -> str:
-    """Decide W&B's mode, export it as `WANDB_MODE` and say in one line which mode and why.
-
-    The reader's own `WANDB_MODE` wins; otherwise runs go online when an API key is configured
-    (`WANDB_API_KEY`, `wandb login`, or a Colab secret) and offline when not, so no notebook
-    ever stops at a login prompt. `wandb.init` and `WandbLogger` both follow `WANDB_MODE`.
-    With `silent`, W&B's own banner (which names this machine's folders) is switched off through
-    `WANDB_SILENT`, unless the reader set that variable; notebooks print the run's folder or URL.
-    """
-    use_repo_folders()
-    if silent:
-        os.environ.setdefault("WANDB_SILENT", "true")
-    mode = os.environ.get("WANDB_MODE", "").strip().lower()
-    if mode:
-        if mode not in WANDB_MODES + ("dryrun", "run"):
-            raise ValueError(f"WANDB_MODE must be one of {', '.join(WANDB_MODES)}, got {mode!r}.")
-        reason = "WANDB_MODE is set"
-    elif os.environ.get("WANDB_API_KEY"):
-        mode, reason = "online", "WANDB_API_KEY is set"
-    elif _netrc_has_key(os.environ.get("WANDB_BASE_URL", DEFAULT_BASE_URL)):
-        mode, reason = "online", "`wandb login` stored an API key"
-    elif key := _colab_secret_key():
-        os.environ["WANDB_API_KEY"] = key
-        mode, reason = "online", "the Colab secret WANDB_API_KEY is set"
-    else:
-        mode, reason = "offline", "no API key found; runs stay on disk and `wandb sync` can upload them later"
-    os.environ["WANDB_MODE"] = mode
-    import wandb  # here, not at the top: reading runs back needs no wandb import
-
-    # W&B applies WANDB_SILENT to its terminal output when its first run is set up, and Lightning's
-    # WandbLogger triggers a warning before that ("the anonymous setting has no effect"): apply it now.
-    # Only the terminal output: `wandb.setup()` would also fix the process's settings and start a W&B
-    # service that scripts launched from here (torchrun, Optuna workers) would share.
-    silent = os.environ.get("WANDB_SILENT", "").strip().lower() in ("true", "1")
-    wandb.termsetup(wandb.Settings(silent=silent), None)
-    print(f"W&B mode: {mode} ({reason}).")
-    return mode
 
 
 @dataclass(frozen=True)
@@ -443,153 +341,18 @@ def _parse_records(run_dir: Path, overview: dict, records: str, damage: str) -> 
     )
 
 
-def artifact_versions(run: RunRecord, type: str = "model") -> pd.DataFrame:
-    """The artifacts of `type` the run logged, in order, numbered as the W&B server numbers them.
-
-    The server gives a new version (v0, v1, ...) only to new contents: a record whose digest was
-    seen before is that version again and only moves its aliases. Columns: `version`, `aliases`,
-    `digest`, then the artifact's scalar metadata (for Lightning's checkpoints `score` and
-    `original_filename`).
-    """
-    versions: dict[tuple[str, str], str] = {}
-    rows = []
-    for artifact in run.artifacts:
-        if artifact.type != type:
-            continue
-        same_name = sum(name == artifact.name for name, _ in versions)
-        version = versions.setdefault((artifact.name, artifact.digest), f"v{same_name}")
-        scalars = {k: v for k, v in artifact.metadata.items() if isinstance(v, (str, int, float, bool))}
-        rows.append(
-            {
-                "name": artifact.name,
-                "version": version,
-                "aliases": artifact.aliases,
-                "digest": artifact.digest,
-                **scalars,
-            }
-        )
-    return pd.DataFrame(rows)
+# Until notebooks 11-13 (being written at the same time) import from the new modules: removed before this
+# change is finished.
+_MOVED = {
+    "wandb_setup": ("WANDB_PROJECT", "WANDB_MODES", "setup_wandb", "offline_environment", "use_repo_folders"),
+    "run_tables": ("artifact_versions", "collect_runs", "RUN_COLUMNS"),
+}
 
 
-RUN_COLUMNS = (
-    "id",
-    "name",
-    "project",
-    "group",
-    "job_type",
-    "state",
-    "tags",
-    "start_time",
-    "parts",
-    "partial",
-    "path",
-)
+def __getattr__(name: str):
+    import importlib
 
-
-def _flatten(values: dict, prefix: str) -> dict:
-    """Nested dicts as dotted keys (`summary.val/loss.min`); logged media and tables (dicts with a
-    `_type`: files, not values to compare) are left out."""
-    flat = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            if "_type" not in value:
-                flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def _merge_summaries(summaries: list[dict]) -> dict:
-    """The summaries of a run's parts, oldest first, as one: a later value replaces an earlier one,
-    except a `define_metric` minimum or maximum, which stays the minimum or maximum of all parts."""
-    merged: dict = {}
-    for summary in summaries:
-        for key, value in summary.items():
-            earlier = merged.get(key)
-            if isinstance(earlier, dict) and isinstance(value, dict) and "_type" not in value:
-                combined = {**earlier, **value}
-                for statistic, pick in (("min", min), ("max", max)):
-                    if statistic in earlier and statistic in value:
-                        combined[statistic] = pick(earlier[statistic], value[statistic])
-                value = combined
-            merged[key] = value
-    return merged
-
-
-def _run_row(parts: list[RunRecord]) -> dict:
-    """One table row for one run, from the folders of its parts, oldest first."""
-    last = parts[-1]
-    config: dict = {}
-    for part in parts:
-        config.update(part.config)
-    return {
-        "id": last.id,
-        "name": last.name,
-        "project": last.project,
-        "group": last.group,
-        "job_type": last.job_type,
-        "state": last.state,
-        "tags": last.tags,
-        "start_time": pd.Timestamp(parts[0].start_time) if parts[0].start_time else pd.NaT,
-        "parts": len(parts),
-        "partial": any(part.partial for part in parts),
-        "path": last.path,
-        **_flatten(config, "config."),
-        **_flatten(_merge_summaries([part.summary for part in parts]), "summary."),
-    }
-
-
-def _read_or_error(folder: Path, partial: bool) -> RunRecord | Exception:
-    try:
-        return read_run(folder, partial=partial)
-    except NoRunYetError as error:
-        return error
-    except DamagedRunFileError as error:
-        if partial:  # nothing of the run could be read: skip it as a folder with no run
-            return error
-        raise DamagedRunFileError(
-            f"{error.check.describe()}: pass partial=True to collect_runs to use the intact part of such "
-            f"files (flagged in the `partial` column).",
-            error.check,
-        ) from None
-
-
-def collect_runs(directory: str | Path | None = None, partial: bool = False) -> pd.DataFrame:
-    """Every W&B run under `directory` (default: the W&B folder in `runs/`) as one row of a table.
-
-    Comparing runs means looking at their hyperparameters and results side by side, which the W&B
-    website does for synced runs; this does it from the run folders on disk, with no server. The
-    columns are `RUN_COLUMNS` (identity, `state`, when it started, where it is), then the run's
-    config as `config.<key>` and its summary as `summary.<key>`, nested values with dotted names
-    (`summary.val/loss.min` after `define_metric(..., summary="min")`). Logged media and tables are
-    left out of the summary: they are files, not values to compare. Rows are oldest first.
-
-    A run resumed offline leaves one folder per part, all with the run's id (notebook 06). Its parts
-    make one row, as `wandb sync --id` makes them one run on the server: `state`, names and `path`
-    come from the newest part, `start_time` from the first, config and summary are merged with
-    later parts winning (a `define_metric` min or max stays the min or max of all parts), and
-    `parts` says how many folders there were. A run that failed has `state` "failed"; one whose
-    process died before `finish` reads as "running", with what W&B had written to disk by then.
-
-    A damaged `.wandb` file (cut off, or a record that fails its checksum) raises
-    `DamagedRunFileError` naming it, as `read_run` does: a table that silently lacks part of a run
-    would compare wrong numbers. With `partial`, the intact part of such a file is used and its row
-    has `partial` True, and a file with nothing readable is skipped with a warning. A folder whose
-    file holds no run yet (its process ended before W&B wrote one) is always skipped with a warning.
-    A `directory` that does not exist raises `FileNotFoundError`; the default one, before any run,
-    gives an empty table.
-    """
-    folders = find_runs(directory)
-    # Reading is mostly waiting for W&B's reader, a process of its own: read a few folders at a time.
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        results = list(pool.map(_read_or_error, folders, [partial] * len(folders)))
-    parts: dict[tuple[str, str], list[RunRecord]] = {}
-    for folder, record in zip(folders, results, strict=True):
-        if isinstance(record, Exception):
-            message = str(record).replace(str(folder), display_path(folder))
-            warnings.warn(f"skipped {display_path(folder)}: {message}", stacklevel=2)
-        else:
-            parts.setdefault((record.project, record.id), []).append(record)
-    rows = [_run_row(sorted(run, key=lambda part: part.start_time)) for run in parts.values()]
-    table = pd.DataFrame(rows, columns=None if rows else list(RUN_COLUMNS))
-    return table.sort_values("start_time", ignore_index=True, kind="stable")
+    for module, names in _MOVED.items():
+        if name in names:
+            return getattr(importlib.import_module(f"helpers.{module}"), name)
+    raise AttributeError(f"module 'helpers.tracking' has no attribute {name!r}")

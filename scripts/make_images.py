@@ -35,7 +35,8 @@ from helpers.data import MNISTDataModule, load_mnist  # noqa: E402
 from helpers.models import MNISTClassifier  # noqa: E402
 from helpers.paths import project_dir  # noqa: E402
 from helpers.plotting import plot_confusion_matrix, plot_curves, plot_samples  # noqa: E402
-from helpers.tracking import offline_environment, read_run  # noqa: E402
+from helpers.tracking import read_run  # noqa: E402
+from helpers.wandb_setup import WANDB_PROJECT, offline_environment  # noqa: E402
 
 PICTURES = ("mnist_samples", "training_curves", "confusion_matrix", "wandb_leet", "jupyterlab")
 RUN_PICTURES = {"training_curves", "confusion_matrix", "wandb_leet"}
@@ -70,7 +71,7 @@ def train_short_run(folder: Path) -> tuple[MNISTClassifier, MNISTDataModule, Pat
     datamodule = MNISTDataModule(batch_size=128)
     model = MNISTClassifier()
     logger = WandbLogger(
-        project="lightning-wandb-tutorials",
+        project=WANDB_PROJECT,
         name="readme-pictures",
         tags=["readme"],
         save_dir=folder,

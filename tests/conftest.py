@@ -40,7 +40,8 @@ def _run_offline(command: list[str], folder: Path) -> tuple[str, list]:
     test's own is made in a process of its own. Returns the command's stdout and the runs it made,
     read back with helpers.tracking.read_run, oldest first.
     """
-    from helpers.tracking import find_runs, offline_environment, read_run
+    from helpers.tracking import find_runs, read_run
+    from helpers.wandb_setup import offline_environment
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(offline_environment(folder))

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from helpers.tracking import offline_environment
+from helpers.wandb_setup import offline_environment
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page

@@ -26,7 +26,7 @@ from pytorch_lightning.loggers import CSVLogger, WandbLogger
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from helpers import resumable, sweeps, tracking
+from helpers import resumable, sweeps, tracking, wandb_setup
 from helpers.callbacks import InterruptAtStep, LogConfusionMatrix, LogMisclassified, LogPredictions
 from helpers.data import (
     RAW_FILES_MD5,
@@ -39,8 +39,9 @@ from helpers.data import (
 )
 from helpers.models import ConvNet, MNISTClassifier
 from helpers.paths import data_dir
+from helpers.run_tables import collect_runs
 from helpers.runfile import BLOCK_SIZE, CHUNK_HEADER, FULL, HEADER, HEADER_IDENT, HEADER_MAGIC
-from helpers.tracking import collect_runs, find_runs, read_run
+from helpers.tracking import find_runs, read_run
 
 REAL_RAW = data_dir() / "MNIST" / "raw"
 HAVE_MNIST = all((REAL_RAW / name).is_file() for name in RAW_FILES_MD5)
@@ -905,7 +906,7 @@ CASES += [
         lambda t, m: (
             m.setenv("WANDB_MODE", "sometimes")
             or m.setenv("TUTORIAL_RUNS_DIR", str(t))
-            or (lambda: tracking.setup_wandb())
+            or (lambda: wandb_setup.setup_wandb())
         ),
         ValueError,
         "WANDB_MODE must be one of online, offline, disabled, shared, got 'sometimes'.",

@@ -16,7 +16,8 @@ import torch
 
 from helpers.callbacks import InterruptAtStep, SimulatedInterruption
 from helpers.models import MNISTClassifier
-from helpers.tracking import RunRecord, artifact_versions
+from helpers.run_tables import artifact_versions
+from helpers.tracking import RunRecord
 
 INTERRUPT_AT = 13  # of 20 steps (two epochs of 10 batches); batch 12 logs nothing (log_every_n_steps=2)
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from helpers.run_tables import RUN_COLUMNS, collect_runs
 from helpers.runfile import DamagedRunFileError
-from helpers.tracking import RUN_COLUMNS, RunRecord, _inspect, collect_runs
+from helpers.tracking import RunRecord, _inspect
 
 SCRIPT = textwrap.dedent(
     """
@@ -193,7 +194,7 @@ def test_the_direct_reader_gives_what_the_wandb_command_gives(made):
 
 
 def test_flattening_keeps_lists_and_numbers_as_they_are():
-    from helpers.tracking import _flatten, _merge_summaries
+    from helpers.run_tables import _flatten, _merge_summaries
 
     assert _flatten({"a": {"b": 1, "c": [1, 2]}, "img": {"_type": "image-file"}}, "x.") == {
         "x.a.b": 1,

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from helpers import tracking
+from helpers.run_tables import collect_runs
 from helpers.runfile import BLOCK_SIZE, DamagedRunFileError, check_run_file
-from helpers.tracking import NoRunYetError, RunRecord, collect_runs, find_runs, read_run
+from helpers.tracking import NoRunYetError, RunRecord, find_runs, read_run
 
 ROWS = 200
 SCRIPT = textwrap.dedent(

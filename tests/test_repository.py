@@ -1,5 +1,6 @@
 """The repository's promises: one test command shared by README and CI, no data committed."""
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -37,3 +38,30 @@ def test_every_picture_the_readme_shows_is_in_images():
     assert pictures, "the README shows no picture"
     for picture in pictures:
         assert picture.startswith("images/") and (ROOT / picture).is_file(), picture
+
+
+def test_the_wandb_project_is_named_in_one_place():
+    """Code takes the W&B project's name from helpers.wandb_setup.WANDB_PROJECT; no file spells it again.
+
+    The package has the same name: the Colab install cells' `lightning-wandb-tutorials @ git+...` is allowed.
+    """
+    from helpers.wandb_setup import WANDB_PROJECT
+
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    code = [
+        path
+        for path in map(Path, tracked.split())
+        if path.suffix in {".py", ".yaml", ".ipynb"} and path != Path("helpers/wandb_setup.py")
+    ]
+    named = []
+    for path in code:
+        if not (ROOT / path).is_file():
+            continue  # deleted in the working tree, not yet committed
+        text = (ROOT / path).read_text()
+        if path.suffix == ".ipynb":  # only code cells: prose and stored outputs may show the name
+            cells = json.loads(text)["cells"]
+            text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        text = text.replace(f"{WANDB_PROJECT} @ git+", "")  # the package to install, not the project
+        if WANDB_PROJECT in text:
+            named.append(str(path))
+    assert not named, f"these name the W&B project instead of importing WANDB_PROJECT: {named}"

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import wandb
 
-from helpers import tracking
-from helpers.tracking import offline_environment, read_run, setup_wandb
+from helpers import tracking, wandb_setup
+from helpers.tracking import read_run
+from helpers.wandb_setup import offline_environment, setup_wandb
 
 # A small offline run with every kind of record that read_run reads back. It runs in its own
 # process so that its WANDB_* settings apply (W&B reads them once per process).
@@ -190,7 +191,7 @@ def test_unknown_mode_is_refused(clean_env, monkeypatch):
 
 def test_folders_the_reader_set_are_kept(clean_env, monkeypatch):
     monkeypatch.setenv("WANDB_DIR", str(clean_env / "mine"))
-    tracking.use_repo_folders()
+    wandb_setup.use_repo_folders()
     assert os.environ["WANDB_DIR"] == str(clean_env / "mine")
 
 

@@ -18,6 +18,7 @@ from helpers.cli import CONFIG
 from helpers.data import load_mnist
 from helpers.models import MNISTClassifier
 from helpers.tracking import find_runs, read_run
+from helpers.wandb_setup import WANDB_PROJECT
 
 ROOT = Path(__file__).resolve().parents[1]
 SHORT = ["--trainer.max_steps=8", "--trainer.val_check_interval=4", "--trainer.limit_val_batches=1.0"]
@@ -60,6 +61,7 @@ def test_ddp_on_two_processes_writes_one_run(ddp_run):
     _, runs = ddp_run
     (run,) = runs  # rank zero logs; the other process writes nothing
     assert run.state == "finished" and run.name == "08-cli"
+    assert run.project == WANDB_PROJECT  # the config names none: helpers.cli sets WANDB_PROJECT
     assert len(run.history.dropna(subset=["val/accuracy"])) == 2  # validated after steps 4 and 8
     assert run.config["learning_rate"] == 0.01
 

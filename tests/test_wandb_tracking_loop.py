@@ -63,7 +63,7 @@ def make_run() -> None:
     import wandb
 
     from helpers.paths import runs_dir
-    from helpers.tracking import setup_wandb
+    from helpers.wandb_setup import setup_wandb
 
     setup_wandb()
     torch.manual_seed(0)
