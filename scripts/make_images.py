@@ -1,6 +1,6 @@
 """Regenerate the pictures the README shows, into images/, with the project's own code.
 
-Run from the repository root:  python scripts/make_images.py [NAME ...]
+Run from the repository root:  python -m scripts.make_images [NAME ...]
 (all of them by default; about 3 minutes on a 2-core CPU, and Debian's chromium for jupyterlab.png)
 
 * mnist_samples.png     the first test digits (helpers.plotting.plot_samples)
@@ -8,7 +8,7 @@ Run from the repository root:  python scripts/make_images.py [NAME ...]
                         helpers.tracking.read_run and drawn with helpers.plotting.plot_curves
 * confusion_matrix.png  that model on the test set (helpers.plotting.plot_confusion_matrix)
 * wandb_leet.png        `wandb leet` showing that run, on a terminal (scripts/terminal_picture.py)
-* jupyterlab.png        notebook 03 run in JupyterLab in headless Chromium (tests/jupyterlab_browser.py,
+* jupyterlab.png        notebook 03 run in JupyterLab in headless Chromium (scripts/jupyterlab_browser.py,
                         the code the browser test drives the lab with)
 
 The run is made offline in a temporary folder, with W&B's system metadata off: its environment panel
@@ -28,7 +28,6 @@ import matplotlib
 matplotlib.use("Agg")
 
 import pandas as pd  # noqa: E402
-import terminal_picture  # noqa: E402
 import torch  # noqa: E402
 
 from helpers.data import MNISTDataModule, load_mnist  # noqa: E402
@@ -37,6 +36,7 @@ from helpers.paths import project_dir  # noqa: E402
 from helpers.plotting import plot_confusion_matrix, plot_curves, plot_samples  # noqa: E402
 from helpers.tracking import read_run  # noqa: E402
 from helpers.wandb_setup import WANDB_PROJECT, offline_environment  # noqa: E402
+from scripts import terminal_picture  # noqa: E402
 
 PICTURES = ("mnist_samples", "training_curves", "confusion_matrix", "wandb_leet", "jupyterlab")
 RUN_PICTURES = {"training_curves", "confusion_matrix", "wandb_leet"}
@@ -131,8 +131,7 @@ def wandb_leet(run_dir: Path, path: Path) -> None:
 
 def jupyterlab_screenshot(path: Path) -> None:
     """The training notebook run in JupyterLab in headless Chromium, checked as the browser test checks it."""
-    sys.path.insert(0, str(project_dir() / "tests"))
-    from jupyterlab_browser import (
+    from scripts.jupyterlab_browser import (
         TRAINING_NOTEBOOK,
         chromium_page,
         execution_problems,

@@ -18,7 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from jupyterlab_browser import (
+
+from scripts.jupyterlab_browser import (
     NOTEBOOKS_DIR,
     TRAINING_NOTEBOOK,
     CellView,

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import terminal_picture  # noqa: E402
+from scripts import terminal_picture
 
 # Red bold text, a cell with a blue background, and a full braille cell (all eight dots), then wait to be
 # told to quit, as a full-screen program does.

@@ -4,8 +4,8 @@
 committed notebooks are never opened, so nothing can save over them) and with every Jupyter and W&B
 folder inside that temporary folder. `chromium_page()` opens Debian's Chromium through Playwright
 (no browser download). The functions below open a notebook, run all its cells and read back, cell by
-cell, what the page shows. `tests/test_browser.py` asserts on that, `scripts/make_images.py` takes
-the README's screenshot with it.
+cell, what the page shows. `tests/test_browser.py` asserts on that, `python -m scripts.make_images`
+takes the README's screenshot with it.
 """
 
 from __future__ import annotations
