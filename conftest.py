@@ -16,8 +16,15 @@ import os
 
 import pytest
 
+from helpers.notebook import LEAFSPEC_WARNING
+
 OTHER_CPU_NOTEBOOK = "01_pytorch_training_loop.ipynb"
 OTHER_CPU = {"ATEN_CPU_CAPABILITY": "default"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ignore in tests the Lightning deprecation warning that notebooks hide too (stated once, in helpers)."""
+    config.addinivalue_line("filterwarnings", f"ignore:{LEAFSPEC_WARNING}:FutureWarning")
 
 
 def is_notebook_cell(item: pytest.Item) -> bool:

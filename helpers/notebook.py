@@ -19,6 +19,9 @@ DROPPED_LINES = (
     "`Trainer(limit_",  # "`Trainer(limit_val_batches=1)` was configured so 1 batch will be used."
 )
 LIGHTNING_INFO_LOGGER = "pytorch_lightning.utilities.rank_zero"
+# Lightning 2.6 still builds a pytree LeafSpec, which torch 2.14 deprecates; nothing a reader can fix.
+# The test suite ignores it too (the root conftest.py), through this pattern.
+LEAFSPEC_WARNING = r".*isinstance\(treespec, LeafSpec\)"
 # The libraries a notebook's results depend on, as (name shown, distribution).
 LIBRARIES = (
     ("torch", "torch"),
@@ -43,8 +46,7 @@ def quiet_lightning() -> None:
     logger = logging.getLogger(LIGHTNING_INFO_LOGGER)
     if not any(isinstance(f, _DropLines) for f in logger.filters):
         logger.addFilter(_DropLines())
-    # Lightning 2.6 still builds a pytree LeafSpec, which torch 2.14 deprecates; nothing a reader can fix.
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=LEAFSPEC_WARNING, category=FutureWarning)
 
 
 def versions() -> str:

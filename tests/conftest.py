@@ -15,21 +15,17 @@ from pathlib import Path
 import matplotlib
 import pytest
 
+from helpers.data import RAW_FILES_MD5
+from helpers.paths import data_dir
+from helpers.wandb_setup import offline_environment
+
 matplotlib.use("Agg")
 
 # W&B reads these once per process, so they are set before any test imports wandb: runs, staging
 # copies, caches and settings all stay in a temporary folder instead of the home folder.
+# The notebooks nbval runs keep theirs in `runs/`, as a reader's do: only W&B's variables are set here.
 _WANDB_HOME = Path(tempfile.mkdtemp(prefix="tutorial-tests-wandb-"))
-for _name, _sub in {
-    "WANDB_DIR": "runs",
-    "WANDB_DATA_DIR": "data",
-    "WANDB_CACHE_DIR": "cache",
-    "WANDB_CONFIG_DIR": "config",
-    "WANDB_ARTIFACT_DIR": "artifacts",
-}.items():
-    os.environ[_name] = str(_WANDB_HOME / _sub)
-os.environ["WANDB_MODE"] = "offline"
-os.environ["WANDB_SILENT"] = "true"
+os.environ.update({k: v for k, v in offline_environment(_WANDB_HOME).items() if k.startswith("WANDB_")})
 os.environ.pop("WANDB_API_KEY", None)
 
 
@@ -41,7 +37,6 @@ def _run_offline(command: list[str], folder: Path) -> tuple[str, list]:
     read back with helpers.tracking.read_run, oldest first.
     """
     from helpers.tracking import find_runs, read_run
-    from helpers.wandb_setup import offline_environment
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(offline_environment(folder))
@@ -66,3 +61,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def run_offline():
     """`run_offline(command, folder)`: see `_run_offline`."""
     return _run_offline
+
+
+@pytest.fixture(scope="session")  # session: before any module fixture that loads MNIST
+def real_mnist() -> Path:
+    """The real MNIST's raw files, or a skip saying where to put them."""
+    raw = data_dir() / "MNIST" / "raw"
+    if not all((raw / name).is_file() for name in RAW_FILES_MD5):
+        pytest.skip("MNIST is not in data/MNIST/raw (copy ../shared/data/MNIST there, as .ci/run does)")
+    return raw

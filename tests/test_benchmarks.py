@@ -15,14 +15,8 @@ import torch
 from torch.utils.data import TensorDataset
 
 from benchmarks import harness, model_speed, overhead, readme
-from helpers.data import RAW_FILES_MD5
-from helpers.paths import data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-needs_mnist = pytest.mark.skipif(
-    not all((data_dir() / "MNIST" / "raw" / name).is_file() for name in RAW_FILES_MD5),
-    reason="MNIST is not in data/MNIST/raw (copy ../shared/data/MNIST there, as .ci/run does)",
-)
 
 
 def test_the_plain_loop_is_notebook_01s_code():
@@ -132,7 +126,7 @@ def test_the_readme_has_markers_for_every_benchmark():
         readme.replace_block(text, name, "")  # raises if a pair of markers is missing or doubled
 
 
-@needs_mnist
+@pytest.mark.usefixtures("real_mnist")
 def test_model_speed_times_every_variant(capsys):
     results = model_speed.main(["--steps", "1", "--rounds", "1", "--threads", "1"])
     assert list(results["variants"]) == list(model_speed.VARIANTS)
@@ -147,7 +141,7 @@ def test_model_speed_times_every_variant(capsys):
     )
 
 
-@needs_mnist
+@pytest.mark.usefixtures("real_mnist")
 def test_overhead_prints_its_table_and_ends_with_the_two_ratios(tmp_path):
     out = tmp_path / "overhead.json"
     command = [

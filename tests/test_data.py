@@ -20,10 +20,6 @@ from helpers.data import (
 from helpers.paths import data_dir
 
 REAL_RAW = data_dir() / "MNIST" / "raw"
-needs_mnist = pytest.mark.skipif(
-    not all((REAL_RAW / name).is_file() for name in data.RAW_FILES_MD5),
-    reason="MNIST is not in data/MNIST/raw (copy ../shared/data/MNIST there, as .ci/run does)",
-)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +43,7 @@ def _copy_raw(tmp_path: Path) -> Path:
     return raw
 
 
-@needs_mnist
+@pytest.mark.usefixtures("real_mnist")
 def test_split_sizes_and_shapes(splits):
     assert [len(d) for d in (splits.train, splits.val, splits.test)] == [55_000, 5_000, 10_000]
     images, labels = splits.train.tensors
@@ -55,14 +51,14 @@ def test_split_sizes_and_shapes(splits):
     assert labels.dtype == torch.int64 and set(labels.unique().tolist()) == set(range(10))
 
 
-@needs_mnist
+@pytest.mark.usefixtures("real_mnist")
 def test_images_are_normalised(splits):
     images = torch.cat([splits.train.tensors[0], splits.val.tensors[0]])
     assert abs(images.mean().item()) < 1e-3
     assert abs(images.std().item() - 1) < 1e-3
 
 
-@needs_mnist
+@pytest.mark.usefixtures("real_mnist")
 def test_split_is_the_same_on_every_run_whatever_the_global_seed(splits):
     torch.manual_seed(123)
     again = load_mnist()
@@ -72,13 +68,13 @@ def test_split_is_the_same_on_every_run_whatever_the_global_seed(splits):
     assert not torch.equal(other.val.tensors[1], splits.val.tensors[1])
 
 
-@needs_mnist
+@pytest.mark.usefixtures("real_mnist")
 def test_train_and_validation_do_not_overlap(splits):
     train = {image.numpy().tobytes() for image in splits.train.tensors[0]}
     assert not any(image.numpy().tobytes() in train for image in splits.val.tensors[0])
 
 
-@needs_mnist
+@pytest.mark.usefixtures("real_mnist")
 def test_tensor_batches_cover_every_sample_once(splits):
     loader = tensor_batches(splits.val, batch_size=128, shuffle=True)
     batches = list(loader)
@@ -89,7 +85,7 @@ def test_tensor_batches_cover_every_sample_once(splits):
     assert not torch.equal(seen, splits.val.tensors[1])  # shuffled
 
 
-@needs_mnist
+@pytest.mark.usefixtures("real_mnist")
 def test_dataloaders_and_datamodule_share_the_split(splits):
     train, val, test = mnist_dataloaders(batch_size=64, eval_batch_size=500)
     images, labels = next(iter(train))
@@ -120,7 +116,7 @@ def test_missing_data_with_download_off(tmp_path):
         load_mnist(tmp_path, download=False)
 
 
-@needs_mnist
+@pytest.mark.usefixtures("real_mnist")
 def test_truncated_file_is_named(tmp_path):
     raw = _copy_raw(tmp_path)
     target = raw / "train-labels-idx1-ubyte"
@@ -130,7 +126,7 @@ def test_truncated_file_is_named(tmp_path):
         load_mnist(tmp_path)
 
 
-@needs_mnist
+@pytest.mark.usefixtures("real_mnist")
 def test_damaged_file_of_the_right_size_is_named(tmp_path):
     raw = _copy_raw(tmp_path)
     target = raw / "t10k-labels-idx1-ubyte"
@@ -142,7 +138,7 @@ def test_damaged_file_of_the_right_size_is_named(tmp_path):
         load_mnist(tmp_path)
 
 
-@needs_mnist
+@pytest.mark.usefixtures("real_mnist")
 def test_data_dir_follows_the_environment_variable(tmp_path, monkeypatch):
     _copy_raw(tmp_path)
     monkeypatch.setenv("TUTORIAL_DATA_DIR", str(tmp_path))
