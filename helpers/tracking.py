@@ -130,6 +130,15 @@ def _wandb_core() -> str | None:
         return None
 
 
+def _reader_commands(run_file: Path, *options: str) -> list[list[str]]:
+    """W&B's reader of one `.wandb` file: `wandb-core` run directly where found, then the public command."""
+    commands = [[sys.executable, "-m", "wandb", "leet", "inspect", "--json", *options, str(run_file)]]
+    if (core := _wandb_core()) is not None:
+        direct = [core, "leet", "inspect", "--no-observability", "--json", *options]
+        commands.insert(0, [*direct, "--run-file", str(run_file), str(run_file.parent.parent)])
+    return commands
+
+
 def _inspect(run_file: Path, *options: str) -> str:
     """The JSON that W&B's reader prints for one `.wandb` file, with a time limit.
 
@@ -138,11 +147,7 @@ def _inspect(run_file: Path, *options: str) -> str:
     reader, same output; if the direct call fails, the public command decides.
     """
     check_wandb_version()
-    commands = [[sys.executable, "-m", "wandb", "leet", "inspect", "--json", *options, str(run_file)]]
-    if (core := _wandb_core()) is not None:
-        direct = [core, "leet", "inspect", "--no-observability", "--json", *options]
-        commands.insert(0, [*direct, "--run-file", str(run_file), str(run_file.parent.parent)])
-    for command in commands:
+    for command in _reader_commands(run_file, *options):
         try:
             result = subprocess.run(command, capture_output=True, text=True, timeout=READ_TIMEOUT_S)
         except subprocess.TimeoutExpired:
