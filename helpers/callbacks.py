@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import pytorch_lightning as pl
@@ -75,7 +76,7 @@ class _ValidationSamples(pl.Callback):
         rank_zero_warn(f"{type(self).__name__} {missing}: it will skip.")
 
     def on_train_batch_start(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
         self.check_model(pl_module, batch)
 
@@ -83,7 +84,7 @@ class _ValidationSamples(pl.Callback):
         self,
         trainer: pl.Trainer,
         pl_module: pl.LightningModule,
-        batch,
+        batch: Any,
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
@@ -140,6 +141,8 @@ class _ValidationSamples(pl.Callback):
         """The first `num_samples` (inputs, labels) of the first validation loader, on the CPU."""
         loader = trainer.val_dataloaders
         loader = loader[0] if isinstance(loader, (list, tuple)) else loader
+        if loader is None:
+            raise RuntimeError(f"{type(self).__name__} needs a validation loader: pass one to trainer.fit.")
         inputs, labels, count = [], [], 0
         for batch_inputs, batch_labels in loader:
             inputs.append(batch_inputs.cpu())
@@ -181,7 +184,7 @@ class LogPredictions(_ValidationSamples):
         super().__init__(num_samples, class_names, to_pixels)
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self.should_run(trainer):
+        if not self.should_run(trainer) or self.wandb_logger is None:
             return
         inputs, labels = self.samples(trainer)
         confidences, predictions = self.predict(pl_module, inputs).max(dim=1)
@@ -223,7 +226,7 @@ class LogMisclassified(_ValidationSamples):
         self.max_rows = max_rows
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self.should_run(trainer):
+        if not self.should_run(trainer) or self.wandb_logger is None:
             return
         inputs, labels = self.samples(trainer)
         confidences, predictions = self.predict(pl_module, inputs).max(dim=1)
@@ -264,24 +267,27 @@ class LogConfusionMatrix(_ValidationSamples):
         figure = plot_confusion_matrix(labels, predictions, class_names=names)
         figure.axes[0].set_title(f"{figure.axes[0].get_title()}, epoch {trainer.current_epoch}")
         if self.wandb_logger is None:
-            folder = Path(trainer.log_dir)  # the logger's folder: `active` means there is a logger
+            if trainer.log_dir is None:
+                raise RuntimeError(
+                    "LogConfusionMatrix saves into the logger's folder, and this Trainer's logger has none: "
+                    "give the logger a save_dir, or add a WandbLogger."
+                )
+            folder = Path(trainer.log_dir)
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"confusion_matrix_epoch{trainer.current_epoch}.png"
             figure.savefig(path, dpi=100)
             self.saved.append(path)
         else:
-            y_true, y_probas = labels.tolist(), probabilities.numpy()
-            self.wandb_logger.log_metrics(
-                {
-                    "val/confusion_matrix_heatmap": wandb.Image(figure),
-                    "val/confusion_matrix": wandb.plot.confusion_matrix(
-                        y_true=y_true, preds=predictions.tolist(), class_names=names
-                    ),
-                    "val/roc": wandb.plot.roc_curve(y_true, y_probas, labels=names),
-                    "val/precision_recall": wandb.plot.pr_curve(y_true, y_probas, labels=names),
-                },
-                step=trainer.global_step,
-            )
+            y_true, y_probas = labels.tolist(), probabilities.tolist()
+            charts: dict[str, Any] = {  # W&B media and charts: WandbLogger hands them to W&B as they are
+                "val/confusion_matrix_heatmap": wandb.Image(figure),
+                "val/confusion_matrix": wandb.plot.confusion_matrix(
+                    y_true=y_true, preds=predictions.tolist(), class_names=names
+                ),
+                "val/roc": wandb.plot.roc_curve(y_true, y_probas, labels=names),
+                "val/precision_recall": wandb.plot.pr_curve(y_true, y_probas, labels=names),
+            }
+            self.wandb_logger.log_metrics(charts, step=trainer.global_step)
         plt.close(figure)
 
 
@@ -303,7 +309,7 @@ class InterruptAtStep(pl.Callback):
         self.step = step
 
     def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         if trainer.global_step == self.step:
             raise SimulatedInterruption(f"training interrupted after step {self.step}")

@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
+from typing import TypeGuard
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[float]:
     """A real number (Python's or numpy's), not a bool."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
@@ -46,7 +47,7 @@ def check_non_negative_number(name: str, value: object) -> None:
         raise ValueError(f"{name} must be a finite number of 0 or more, got {value!r}.")
 
 
-def check_trial_budget(max_steps: object, val_every: object) -> None:
+def check_trial_budget(max_steps: int, val_every: int) -> None:
     """Refuse a training budget that would never validate: the trial's result is its last validation."""
     check_positive_int("max_steps", max_steps)
     check_positive_int("val_every", val_every)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.utilities.types import OptimizerLRSchedulerConfig
 from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
@@ -126,11 +127,13 @@ class MNISTClassifier(pl.LightningModule):
         self.log("test/loss", F.cross_entropy(logits, labels), sync_dist=True)
         self.log("test/accuracy", self.test_accuracy)
 
-    def configure_optimizers(self):
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         optimizer = torch.optim.AdamW(
             self.parameters(), lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay
         )
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=self.hparams.learning_rate, total_steps=self.trainer.estimated_stepping_batches
+            optimizer,
+            max_lr=self.hparams.learning_rate,
+            total_steps=int(self.trainer.estimated_stepping_batches),
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -38,7 +38,7 @@ def plot_samples(
             f"predictions must have one entry per image, got {len(predictions)} for {len(labels)}."
         )
     pixels = _as_numpy(images).reshape(len(images), 28, 28) * STD + MEAN
-    labels = _as_numpy(labels)
+    label_values = _as_numpy(labels)
     nrows = -(-len(images) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(1.2 * ncols, 1.4 * nrows), squeeze=False)
     for i, ax in enumerate(axes.flat):
@@ -47,11 +47,11 @@ def plot_samples(
             continue
         ax.imshow(pixels[i], cmap="gray_r", vmin=0, vmax=1)
         if predictions is None:
-            ax.set_title(str(labels[i]), fontsize=10)
+            ax.set_title(str(label_values[i]), fontsize=10)
         else:
             predicted = int(_as_numpy(predictions)[i])
-            wrong = predicted != labels[i]
-            title = f"{predicted} ({labels[i]})" if wrong else str(predicted)
+            wrong = predicted != label_values[i]
+            title = f"{predicted} ({label_values[i]})" if wrong else str(predicted)
             ax.set_title(title, fontsize=10, color="tab:red" if wrong else "black")
     fig.tight_layout()
     return fig
@@ -92,21 +92,19 @@ def plot_curves(
 def plot_confusion_matrix(
     targets: torch.Tensor | Sequence[int],
     predictions: torch.Tensor | Sequence[int],
-    class_names: Sequence[str] = tuple(str(d) for d in range(10)),
+    class_names: Sequence[str] = tuple(map(str, range(10))),
 ) -> Figure:
     """A seaborn heatmap of counts, true class down the side and predicted class along the top."""
-    targets, predictions = _as_numpy(targets).astype(int), _as_numpy(predictions).astype(int)
-    if targets.shape != predictions.shape:
+    truths, guesses = _as_numpy(targets).astype(int), _as_numpy(predictions).astype(int)
+    if truths.shape != guesses.shape:
         raise ValueError(
-            f"targets and predictions must have the same length, got {len(targets)} and {len(predictions)}."
+            f"targets and predictions must have the same length, got {len(truths)} and {len(guesses)}."
         )
     n = len(class_names)
-    if targets.size and (
-        min(targets.min(), predictions.min()) < 0 or max(targets.max(), predictions.max()) >= n
-    ):
+    if truths.size and (min(truths.min(), guesses.min()) < 0 or max(truths.max(), guesses.max()) >= n):
         raise ValueError(f"class indices must lie in [0, {n}) for {n} class_names.")
     counts = np.zeros((n, n), dtype=int)
-    np.add.at(counts, (targets, predictions), 1)
+    np.add.at(counts, (truths, guesses), 1)
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     sns.heatmap(
         counts,

@@ -16,6 +16,7 @@ from pathlib import Path
 import optuna
 import pytorch_lightning as pl
 import wandb
+from optuna.storages.journal import JournalFileBackend
 from pytorch_lightning.loggers import Logger, WandbLogger
 
 from helpers.checks import check_positive_int, check_trial_budget
@@ -152,7 +153,7 @@ def load_study(
 def journal_storage(path: str | os.PathLike) -> optuna.storages.JournalStorage:
     """A study stored in one append-only file, which several processes on this machine can share."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

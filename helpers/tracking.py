@@ -296,7 +296,10 @@ def _parse(run_dir: Path, run_file: Path, damage: str) -> RunRecord:
 
 
 def _parse_records(run_dir: Path, overview: dict, records: str, damage: str) -> RunRecord:
-    history, stats, artifacts, files = [], [], [], []
+    history: list[dict] = []
+    stats: list[dict] = []
+    artifacts: list[ArtifactRecord] = []
+    files: list[str] = []
     run_info: dict = {}
     for line in records.splitlines():
         record = json.loads(line)
@@ -354,7 +357,7 @@ _MOVED = {
 }
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     import importlib
 
     for module, names in _MOVED.items():
