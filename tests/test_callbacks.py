@@ -1,10 +1,12 @@
-"""The callbacks in helpers.callbacks, on a tiny classifier that is not the series' model."""
+"""The callbacks in helpers.callbacks, on a tiny classifier that is not the series' model.
+
+The classifier is in tests/processes/callbacks_run.py, which also makes the offline W&B run read back here
+(in a process of its own: W&B reads its settings once per process).
+"""
 
 from __future__ import annotations
 
 import json
-import sys
-import textwrap
 import warnings
 
 import pytest
@@ -13,76 +15,13 @@ import torch
 from pytorch_lightning.loggers import CSVLogger
 
 from helpers.callbacks import LogConfusionMatrix, LogMisclassified, LogPredictions
-
-# A 3-class problem on 8x8 inputs, learnable but not perfectly, and a linear model with no
-# attribute names in common with the series' MNISTClassifier.
-TINY = textwrap.dedent(
-    """
-    import pytorch_lightning as pl
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
-    from torch.utils.data import DataLoader, TensorDataset
-
-
-    class TinyClassifier(pl.LightningModule):
-        def __init__(self):
-            super().__init__()
-            self.linear = nn.Linear(64, 3)
-
-        def forward(self, x):
-            return self.linear(x.flatten(1))
-
-        def training_step(self, batch, batch_idx):
-            x, y = batch
-            return F.cross_entropy(self(x), y)
-
-        def validation_step(self, batch, batch_idx):
-            x, y = batch
-            self.log("val/loss", F.cross_entropy(self(x), y))
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.1)
-
-
-    def loaders():
-        generator = torch.Generator().manual_seed(0)
-        labels = torch.randint(0, 3, (240,), generator=generator)
-        inputs = torch.randn(240, 1, 8, 8, generator=generator) * 2 + labels.view(-1, 1, 1, 1)
-        data = TensorDataset(inputs, labels)
-        return DataLoader(data, batch_size=40, shuffle=True), DataLoader(data, batch_size=50)
-
-
-    def trainer(logger, callbacks):
-        return pl.Trainer(max_epochs=2, accelerator="cpu", logger=logger, callbacks=callbacks,
-                          enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
-                          log_every_n_steps=1)
-    """
-)
-
-WANDB_SCRIPT = TINY + textwrap.dedent(
-    """
-    import wandb
-    from pytorch_lightning.loggers import WandbLogger
-    from helpers.callbacks import LogConfusionMatrix, LogMisclassified, LogPredictions
-
-    pl.seed_everything(0)
-    names = ["a", "b", "c"]
-    callbacks = [
-        LogPredictions(num_samples=6, class_names=names),
-        LogMisclassified(num_samples=120, max_rows=5, class_names=names),
-        LogConfusionMatrix(num_samples=120, class_names=names),
-    ]
-    train, val = loaders()
-    trainer(WandbLogger(project="tests", name="callbacks"), callbacks).fit(TinyClassifier(), train, val)
-    wandb.finish()
-    """
-)
+from tests.processes import command
+from tests.processes.callbacks_run import TinyClassifier, loaders, trainer
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, run_offline):
-    _, (record,) = run_offline([sys.executable, "-c", WANDB_SCRIPT], tmp_path_factory.mktemp("callbacks"))
+    _, (record,) = run_offline(command("callbacks_run"), tmp_path_factory.mktemp("callbacks"))
     return record
 
 
@@ -128,15 +67,13 @@ def test_confusion_matrix_heatmap_and_curves(run):
 
 
 def test_without_wandb_they_warn_once_and_the_matrix_is_saved_locally(tmp_path):
-    namespace: dict = {}
-    exec(compile(TINY, "tiny", "exec"), namespace)
-    train, val = namespace["loaders"]()
+    train, val = loaders()
     matrix = LogConfusionMatrix(num_samples=60)
     callbacks = [LogPredictions(num_samples=4), LogMisclassified(), matrix]
     pl.seed_everything(0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        namespace["trainer"](CSVLogger(tmp_path), callbacks).fit(namespace["TinyClassifier"](), train, val)
+        trainer(CSVLogger(tmp_path), callbacks).fit(TinyClassifier(), train, val)
     skipped = [str(w.message) for w in caught if "has no WandbLogger" in str(w.message)]
     assert len(skipped) == 2 and "LogPredictions" in skipped[0] and "LogMisclassified" in skipped[1]
     assert [p.name for p in matrix.saved] == ["confusion_matrix_epoch0.png", "confusion_matrix_epoch1.png"]
@@ -164,13 +101,11 @@ def test_bad_arguments(make, message):
 
 def test_with_no_logger_at_all_nothing_is_written(tmp_path, monkeypatch):
     """Without any logger there is no run folder: the confusion matrix must not land in the current folder."""
-    namespace: dict = {}
-    exec(compile(TINY, "tiny", "exec"), namespace)
-    train, val = namespace["loaders"]()
+    train, val = loaders()
     monkeypatch.chdir(tmp_path)
     matrix = LogConfusionMatrix(num_samples=60)
     with pytest.warns(
         UserWarning, match="LogConfusionMatrix saves into the logger's folder, but this Trainer has no"
     ):
-        namespace["trainer"](False, [matrix]).fit(namespace["TinyClassifier"](), train, val)
+        trainer(False, [matrix]).fit(TinyClassifier(), train, val)
     assert matrix.saved == [] and list(tmp_path.iterdir()) == []
