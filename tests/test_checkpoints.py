@@ -1,14 +1,12 @@
 """What notebook 06 relies on: checkpoint artifacts that load back offline, and resuming into one run.
 
-A small version of the notebook's trainings runs in a process of its own (W&B reads its settings once
-per process) and is read back from disk here.
+A small version of the notebook's trainings (tests/processes/checkpoints_run.py) runs in a process of its
+own (W&B reads its settings once per process) and is read back from disk here.
 """
 
 from __future__ import annotations
 
 import json
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -18,68 +16,16 @@ from helpers.callbacks import InterruptAtStep, SimulatedInterruption
 from helpers.models import MNISTClassifier
 from helpers.run_tables import artifact_versions
 from helpers.tracking import RunRecord
+from tests.processes import command
 
 INTERRUPT_AT = 13  # of 20 steps (two epochs of 10 batches); batch 12 logs nothing (log_every_n_steps=2)
-
-SCRIPT = textwrap.dedent(
-    f"""
-    import json, os, warnings
-    import pytorch_lightning as pl
-    import torch
-    import wandb
-    from pytorch_lightning.callbacks import ModelCheckpoint
-    from pytorch_lightning.loggers import WandbLogger
-    from torch.utils.data import TensorDataset
-
-    from helpers.callbacks import InterruptAtStep, SimulatedInterruption
-    from helpers.data import tensor_batches
-    from helpers.models import MNISTClassifier
-
-    warnings.filterwarnings("ignore")
-    generator = torch.Generator().manual_seed(0)
-    labels = torch.randint(0, 10, (640,), generator=generator)
-    images = torch.randn(640, 1, 28, 28, generator=generator) + labels.view(-1, 1, 1, 1) / 3  # learnable
-    train = tensor_batches(TensorDataset(images, labels), 64, shuffle=True)
-    val = tensor_batches(TensorDataset(images[:128], labels[:128]), 64)
-
-    def fit(logger, model, *callbacks, ckpt_path=None):
-        checkpoint = ModelCheckpoint(monitor="val/loss", save_top_k=1, save_last=True, save_on_exception=True)
-        trainer = pl.Trainer(
-            max_epochs=2, val_check_interval=0.5, log_every_n_steps=2, accelerator="cpu", logger=logger,
-            callbacks=[checkpoint, *callbacks], enable_progress_bar=False, enable_model_summary=False,
-        )
-        trainer.fit(model, train, val, ckpt_path=ckpt_path)
-        return trainer
-
-    pl.seed_everything(0)
-    trainer = fit(WandbLogger(project="tests", name="all", log_model="all"), MNISTClassifier())
-    all_id = wandb.run.id
-    wandb.finish()
-
-    pl.seed_everything(0)
-    logger = WandbLogger(project="tests", name="resume", log_model=True)
-    resume_id = logger.experiment.id
-    try:
-        fit(logger, MNISTClassifier(), InterruptAtStep({INTERRUPT_AT}))
-    except SimulatedInterruption:
-        pass
-    wandb.finish(exit_code=1)
-    logger = WandbLogger(project="tests", name="resume", log_model=True, id=resume_id, resume="allow")
-    resumed = fit(logger, MNISTClassifier(), ckpt_path="last")
-    wandb.finish()
-
-    print(json.dumps({{
-        "all": all_id, "best": os.path.abspath(trainer.checkpoint_callback.best_model_path),
-        "resume": resume_id, "resumed_step": resumed.global_step,
-        "resumed_dir": os.path.abspath(resumed.checkpoint_callback.dirpath),
-    }}))
-    """
-)
 
 
 @pytest.fixture(scope="module")
 def outcome(tmp_path_factory, run_offline) -> tuple[dict, list[RunRecord]]:
-    stdout, records = run_offline([sys.executable, "-c", SCRIPT], tmp_path_factory.mktemp("checkpoints"))
+    stdout, records = run_offline(
+        command("checkpoints_run", "--interrupt-at", INTERRUPT_AT), tmp_path_factory.mktemp("checkpoints")
+    )
     return json.loads(stdout.strip().splitlines()[-1]), records
 
 
