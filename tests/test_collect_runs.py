@@ -1,8 +1,9 @@
 """What notebook 09 relies on: every run on disk collected into one table, whatever state each is in.
 
-Tiny offline runs (no training) are made in a process of their own (W&B reads its settings once per
-process): a finished run with nested config, a `define_metric` minimum and an image, a failed run, and
-a run resumed offline into a second folder. Then a damaged folder is added next to them.
+Tiny offline runs (no training) are made in a process of their own, tests/processes/collect_runs_run.py
+(W&B reads its settings once per process): a finished run with nested config, a `define_metric` minimum
+and an image, a failed run, and a run resumed offline into a second folder. Then a damaged folder is added
+next to them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import json
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pandas as pd
@@ -20,52 +20,13 @@ import pytest
 from helpers.run_tables import RUN_COLUMNS, collect_runs
 from helpers.runfile import DamagedRunFileError
 from helpers.tracking import RunRecord, _reader_commands
-
-SCRIPT = textwrap.dedent(
-    """
-    import json
-
-    import numpy as np
-    import wandb
-
-    ids = {}
-    run = wandb.init(project="tests", group="grid", job_type="train", name="finished",
-                     config={"lr": 0.1, "model": {"width": 8}})
-    run.define_metric("val/loss", summary="min")
-    for loss in (0.5, 0.3, 0.4):
-        run.log({"val/loss": loss})
-    run.log({"digits": wandb.Image(np.zeros((28, 28), dtype=np.uint8))})
-    run.summary["test/accuracy"] = 0.9
-    ids["finished"] = run.id
-    run.finish()
-
-    run = wandb.init(project="tests", group="grid", job_type="train", name="failed", config={"lr": 0.01})
-    run.log({"val/loss": 2.0})
-    ids["failed"] = run.id
-    run.finish(exit_code=1)
-
-    run = wandb.init(project="tests", name="resumed", config={"lr": 0.05})
-    run.define_metric("val/loss", summary="min")
-    for loss in (0.6, 0.2):
-        run.log({"val/loss": loss})
-    run.summary["only_in_part_1"] = 1
-    ids["resumed"] = run.id
-    run.finish(exit_code=1)
-    run = wandb.init(project="tests", name="resumed", id=ids["resumed"], resume="allow", config={"epochs": 2})
-    run.define_metric("val/loss", summary="min")
-    for loss in (0.5, 0.25):
-        run.log({"val/loss": loss})
-    run.finish()
-
-    print(json.dumps(ids))
-    """
-)
+from tests.processes import command
 
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory, run_offline) -> tuple[Path, dict, list[RunRecord]]:
     folder = tmp_path_factory.mktemp("collect")
-    stdout, records = run_offline([sys.executable, "-c", SCRIPT], folder)
+    stdout, records = run_offline(command("collect_runs_run"), folder)
     return folder / "wandb", json.loads(stdout.strip().splitlines()[-1]), records
 
 
