@@ -1,82 +1,46 @@
 """helpers.progress.NotebookProgressBar: stored notebooks show each finished bar's final line as text.
 
-One tiny notebook (a one-layer Lightning model on random tensors) is executed with `jupyter nbconvert
---to notebook --execute`, as the series is, and the stored file is read back: what GitHub and nbviewer
-show of a widget output is its `text/plain`. Its last cell trains with Lightning's own TQDMProgressBar,
-whose stored text is `0/?`, so that the same check is seen to fail on it.
+One tiny notebook (a one-layer Lightning model on random tensors, tests/processes/progress_notebook.py) is
+executed with `jupyter nbconvert --to notebook --execute`, as the series is, and the stored file is read
+back: what GitHub and nbviewer show of a widget output is its `text/plain`. Its last cell trains with
+Lightning's own TQDMProgressBar, whose stored text is `0/?`, so that the same check is seen to fail on it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 # A finished bar: 100%, then n/n with the same n > 0.
 FINISHED_BAR = re.compile(r"100%\|█+\| ([1-9]\d*)/\1 \[")
 
+# The notebook's first cell: the model, data and Trainer come from a module (its kernel gets the repository
+# on its path); the cells stay strings, being the notebook under test.
 SETUP = """\
 import warnings
 
 import pytorch_lightning as pl
-import torch
 from pytorch_lightning.callbacks import TQDMProgressBar
-from torch.utils.data import DataLoader, TensorDataset
+from pytorch_lightning.utilities.warnings import PossibleUserWarning
 
+from helpers.notebook import quiet_lightning
 from helpers.progress import NotebookProgressBar
+from tests.processes.progress_notebook import Interrupt, Tiny, data, trainer
 
-warnings.filterwarnings("ignore")
+quiet_lightning()  # as the series' setup cells: no device lines, tips or LeafSpec warning
+# The interrupted fit passes no validation data, on purpose.
+warnings.filterwarnings("ignore", "You defined a `validation_step` but have no", PossibleUserWarning)
 pl.seed_everything(0, verbose=False)
-
-
-class Tiny(pl.LightningModule):
-    def __init__(self):
-        super().__init__()
-        self.layer = torch.nn.Linear(4, 1)
-
-    def step(self, batch, name):
-        x, y = batch
-        loss = torch.nn.functional.mse_loss(self.layer(x), y)
-        self.log(name, loss, prog_bar=True)
-        return loss
-
-    def training_step(self, batch, batch_idx):
-        return self.step(batch, "loss")
-
-    def validation_step(self, batch, batch_idx):
-        self.step(batch, "val_loss")
-
-    def test_step(self, batch, batch_idx):
-        self.step(batch, "test_loss")
-
-    def predict_step(self, batch, batch_idx):
-        return self.layer(batch[0])
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.1)
-
-
-class Interrupt(pl.Callback):
-    def on_train_batch_end(self, trainer, *args):
-        if trainer.global_step == 3:
-            raise RuntimeError("interrupted after step 3")
-
-
-def data(n):
-    return DataLoader(TensorDataset(torch.randn(n, 4), torch.randn(n, 1)), batch_size=8)
-
-
-def trainer(bar, **kwargs):
-    return pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_model_summary=False,
-                      callbacks=[bar], **kwargs)
-
-
 model = Tiny()"""
 
 # Cell sources by name; each bar redraws every 3 steps, so a final line is not just the last redraw.
@@ -90,9 +54,7 @@ CELLS = {
         "predictions = evaluator.predict(model, data(16))"
     ),
     "interrupted fit": (
-        "bar = NotebookProgressBar(refresh_rate=3)\n"
-        "interrupted = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,\n"
-        "                         enable_model_summary=False, callbacks=[bar, Interrupt()])\n"
+        "interrupted = trainer(NotebookProgressBar(refresh_rate=3), Interrupt())\n"
         "try:\n"
         "    interrupted.fit(model, data(40))\n"
         "except RuntimeError as error:\n"
@@ -111,8 +73,17 @@ def stored(tmp_path_factory) -> nbformat.NotebookNode:
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(notebook, folder / "tiny.ipynb")
     command = [sys.executable, "-m", "nbconvert", "--to", "notebook", "--execute", "tiny.ipynb"]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
     result = subprocess.run(
-        [*command, "--output", "executed.ipynb"], cwd=folder, capture_output=True, text=True, timeout=300
+        [*command, "--output", "executed.ipynb"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return nbformat.read(folder / "executed.ipynb", as_version=4)
