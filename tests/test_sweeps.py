@@ -1,62 +1,26 @@
 """The search of notebook 07 on a tiny budget: the objective, its pruning, and workers sharing a study.
 
 Trials train on the real MNIST for a few steps, in processes of their own with W&B offline (W&B
-reads its settings once per process), and their runs and studies are read back here.
+reads its settings once per process: tests/processes/sweep_*.py), and their runs and studies are read
+back here.
 """
 
 from __future__ import annotations
 
 import json
-import sys
-import textwrap
 
 import optuna
 import pytest
 
 from helpers.sweeps import journal_storage, train_trial
-
-OBJECTIVE_SCRIPT = textwrap.dedent(
-    """
-    import json, warnings
-    import optuna
-    from helpers.data import MNISTDataModule
-    from helpers.sweeps import objective
-
-    warnings.filterwarnings("ignore")
-    datamodule = MNISTDataModule()
-    studies = {
-        "pruned": optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=2.0)),
-        "kept": optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner()),
-    }
-    outcome = {}
-    for name, study in studies.items():
-        study.optimize(lambda t: objective(t, datamodule, "tests", max_steps=4, val_every=2), n_trials=1)
-        trial = study.trials[0]
-        reports = trial.intermediate_values
-        outcome[name] = {"state": trial.state.name, "value": trial.value, "params": trial.params,
-                         "run": trial.user_attrs["wandb_run"], "reports": sorted(reports),
-                         "last_report": reports[max(reports)]}
-    print(json.dumps(outcome))
-    """
-)
-
-WORKERS_SCRIPT = textwrap.dedent(
-    """
-    import subprocess, sys
-    command = [sys.executable, "-m", "helpers.sweeps", "--study", "shared", "--storage", "study.log",
-               "--trials", "1", "--max-steps", "4", "--val-every", "2"]
-    workers = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    for worker in workers:
-        _, errors = worker.communicate()
-        assert worker.returncode == 0, errors[-3000:]
-    """
-)
+from tests.processes import command
 
 
 @pytest.fixture(scope="module")
 def objective_runs(tmp_path_factory, run_offline):
+    budget = ("--max-steps", 4, "--val-every", 2)
     stdout, records = run_offline(
-        [sys.executable, "-c", OBJECTIVE_SCRIPT], tmp_path_factory.mktemp("objective")
+        command("sweep_objective_run", *budget), tmp_path_factory.mktemp("objective")
     )
     return json.loads(stdout.strip().splitlines()[-1]), {record.id: record for record in records}
 
@@ -83,7 +47,7 @@ def test_a_kept_trial_trains_its_budget_and_is_logged_as_a_run(objective_runs):
 
 
 def test_two_workers_share_one_study(tmp_path, run_offline):
-    _, records = run_offline([sys.executable, "-c", WORKERS_SCRIPT], tmp_path)
+    _, records = run_offline(command("sweep_workers_run"), tmp_path)
     study = optuna.load_study(study_name="shared", storage=journal_storage(tmp_path / "study.log"))
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
     assert len({t.user_attrs["process"] for t in study.trials}) == 2  # one trial from each process
