@@ -1,81 +1,23 @@
-"""What notebook 04 shows of TensorBoard, checked on tiny runs made here: Lightning's TensorBoardLogger
-beside WandbLogger holds the same numbers, and W&B's TensorBoard sync mirrors a SummaryWriter's values."""
+"""What notebook 04 shows of TensorBoard, checked on tiny runs made by tests/processes/tensorboard_run.py:
+Lightning's TensorBoardLogger beside WandbLogger holds the same numbers, and W&B's TensorBoard sync
+mirrors a SummaryWriter's values."""
 
 from __future__ import annotations
 
 import json
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 import yaml
 
 from helpers.tensorboard import event_files, read_scalars
-
-SCRIPT = textwrap.dedent(
-    """
-    import json, time, warnings
-    import pytorch_lightning as pl
-    import torch
-    import wandb
-    from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
-    from torch.utils.data import TensorDataset
-    from torch.utils.tensorboard import SummaryWriter
-
-    from helpers.data import tensor_batches
-    from helpers.models import MNISTClassifier
-
-    warnings.filterwarnings("ignore")
-    pl.seed_everything(0)
-    data = TensorDataset(torch.randn(320, 1, 28, 28), torch.randint(0, 10, (320,)))
-
-    # Lightning: both loggers on one Trainer, as in the notebook.
-    wandb_logger = WandbLogger(project="tests", name="both")
-    tb_logger = TensorBoardLogger("tb", name="lightning", default_hp_metric=False)
-    trainer = pl.Trainer(max_epochs=2, logger=[wandb_logger, tb_logger], log_every_n_steps=2,
-                         accelerator="cpu", enable_progress_bar=False, enable_model_summary=False,
-                         enable_checkpointing=False)
-    model = MNISTClassifier()
-    trainer.fit(model, tensor_batches(data, 64, shuffle=True), tensor_batches(data, 160))
-    trainer.test(model, tensor_batches(data, 160), verbose=False)
-    both_id = wandb_logger.experiment.id
-    wandb.finish()
-
-    def plain_loop(log_dir):
-        # TensorBoard-only logging code: no wandb in it.
-        writer = SummaryWriter(log_dir)
-        for step in range(30):
-            writer.add_scalar("train/loss", 1.0 / (step + 1), step)
-            if step % 10 == 9:
-                writer.add_scalar("val/accuracy", step / 30, step)
-        writer.close()
-
-    def synced(name, log_dir, root):
-        if root:
-            wandb.tensorboard.patch(root_logdir=log_dir)
-        run = wandb.init(project="tests", name=name, sync_tensorboard=True)
-        plain_loop(log_dir)
-        start = time.perf_counter()
-        run.finish()
-        finish = time.perf_counter() - start
-        wandb.tensorboard.unpatch()
-        return {"id": run.id, "log_dir": log_dir, "finish_s": finish}
-
-    print(json.dumps({
-        "both": both_id,
-        "tb_log_dir": tb_logger.log_dir,
-        "patched": synced("patched", "tb/patched", root=True),
-        "alone": synced("alone", "tb/alone", root=False),
-    }))
-    """
-)
+from tests.processes import command
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, run_offline):
     folder = tmp_path_factory.mktemp("tensorboard")
-    stdout, records = run_offline([sys.executable, "-c", SCRIPT], folder)
+    stdout, records = run_offline(command("tensorboard_run"), folder)
     made = json.loads(stdout.strip().splitlines()[-1])
     return folder, made, {record.id: record for record in records}
 
