@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -11,44 +11,14 @@ import wandb
 from helpers import tracking, wandb_setup
 from helpers.tracking import read_run
 from helpers.wandb_setup import offline_environment, setup_wandb
-
-# A small offline run with every kind of record that read_run reads back. It runs in its own
-# process so that its WANDB_* settings apply (W&B reads them once per process).
-RUN_SCRIPT = textwrap.dedent(
-    """
-    import time
-    import numpy as np
-    import wandb
-
-    run = wandb.init(
-        project="tests", name="readback", tags=["a", "b"], config={"lr": 0.01, "batch_size": 32},
-        settings=wandb.Settings(x_stats_sampling_interval=0.5),
-    )
-    run.define_metric("epoch")
-    run.define_metric("val/*", step_metric="epoch")
-    run.define_metric("val/loss", summary="min")
-    run.define_metric("val/accuracy", summary="max")
-    for step in range(6):
-        run.log({"train/loss": 1.0 / (step + 1)})
-    for epoch, (loss, accuracy) in enumerate([(0.5, 0.8), (0.3, 0.9), (0.4, 0.85)]):
-        run.log({"val/loss": loss, "val/accuracy": accuracy, "epoch": epoch})
-    run.log({"digits": wandb.Image(np.zeros((28, 28), dtype=np.uint8)),
-             "predictions": wandb.Table(columns=["label", "prediction"], data=[[1, 1], [2, 7]])})
-    run.summary["test/accuracy"] = 0.875
-    with open("weights.bin", "wb") as file:
-        file.write(b"weights")
-    artifact = wandb.Artifact("convnet", type="model", metadata={"epochs": 3})
-    artifact.add_file("weights.bin")
-    run.log_artifact(artifact, aliases=["best"])
-    time.sleep(1.5)  # let the system monitor take a sample or two
-    run.finish()
-    """
-)
+from tests.processes import command
 
 
 @pytest.fixture(scope="module")
 def offline_run(tmp_path_factory, run_offline):
-    _, (record,) = run_offline([sys.executable, "-c", RUN_SCRIPT], tmp_path_factory.mktemp("wandb-run"))
+    """A small run with every kind of record read_run reads back, made in a process of its own so that its
+    WANDB_* settings apply (W&B reads them once per process)."""
+    _, (record,) = run_offline(command("tracking_run"), tmp_path_factory.mktemp("wandb-run"))
     return record
 
 
@@ -206,10 +176,7 @@ def test_offline_environment_keeps_every_folder_inside(tmp_path):
 def test_a_script_started_after_setup_writes_its_own_run(clean_env):
     """setup_wandb leaves no W&B service behind for child processes to share: a script it launches (torchrun,
     an Optuna worker) writes its run itself, complete when the script exits."""
-    import subprocess
-
     setup_wandb()
-    script = "import wandb; run = wandb.init(project='t'); run.log({'x': 1})"  # finished at exit
-    subprocess.run([sys.executable, "-c", script], check=True, timeout=180)
+    subprocess.run(command("one_value_run"), check=True, timeout=180)  # its run is finished at exit
     (folder,) = tracking.find_runs(clean_env / "runs" / "wandb")
     assert read_run(folder).history["x"].tolist() == [1]
