@@ -1,61 +1,21 @@
-"""What notebook 04 relies on, checked on a small WandbLogger run made here and read back from disk."""
+"""What notebook 04 relies on, checked on a small WandbLogger run read back from disk.
+
+The run is made by tests/processes/wandb_logger_run.py, in a process of its own (W&B reads its settings
+once per process).
+"""
 
 from __future__ import annotations
 
 import json
-import sys
-import textwrap
 
 import pytest
 
-SCRIPT = textwrap.dedent(
-    """
-    import json, warnings
-    import pytorch_lightning as pl
-    import torch
-    import wandb
-    from pytorch_lightning.loggers import CSVLogger, WandbLogger
-    from torch.utils.data import TensorDataset
-
-    from helpers.data import tensor_batches
-    from helpers.models import MNISTClassifier
-
-    warnings.filterwarnings("ignore")
-    pl.seed_everything(0)
-    data = TensorDataset(torch.randn(320, 1, 28, 28), torch.randint(0, 10, (320,)))
-
-    OPTIONS = dict(accelerator="cpu", log_every_n_steps=2, enable_progress_bar=False,
-                   enable_model_summary=False, enable_checkpointing=False)
-
-    def fit(logger, model, epochs=2):
-        trainer = pl.Trainer(max_epochs=epochs, logger=logger, **OPTIONS)
-        trainer.fit(model, tensor_batches(data, 64, shuffle=True), tensor_batches(data, 160))
-
-    logger = WandbLogger(project="tests", name="logger", tags=["t"], group="g", config={"extra": 1})
-    model = MNISTClassifier()
-    logger.watch(model, log="all", log_freq=2)
-    logger.experiment.define_metric("val/accuracy", summary="max")
-    fit([logger, CSVLogger("csv")], model)
-    images = data.tensors[0][:4].clamp(0, 1)
-    logger.log_image(key="val/samples", images=list(images), caption=["a", "b", "c", "d"])
-    logger.log_table(key="val/table", columns=["image", "label"], data=[[wandb.Image(images[0]), 3]])
-    logger.log_text(key="val/notes", columns=["note"], data=[["hello"]])
-    first_id = logger.experiment.id
-
-    reused = WandbLogger(project="tests", name="reused").experiment.id == first_id
-    wandb.finish()
-    fresh = WandbLogger(project="tests", name="fresh")
-    fit(fresh, MNISTClassifier(), epochs=1)
-    fresh_id = fresh.experiment.id
-    wandb.finish()
-    print(json.dumps({"first": first_id, "reused": reused, "fresh": fresh_id}))
-    """
-)
+from tests.processes import command
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, run_offline):
-    stdout, records = run_offline([sys.executable, "-c", SCRIPT], tmp_path_factory.mktemp("wandb-logger"))
+    stdout, records = run_offline(command("wandb_logger_run"), tmp_path_factory.mktemp("wandb-logger"))
     ids = json.loads(stdout.strip().splitlines()[-1])
     return ids, {record.id: record for record in records}
 
