@@ -3,10 +3,18 @@
     python -m helpers.resumable --folder runs/resumable/demo --max-steps 400
 
 The folder is the training's identity. The first call starts a W&B run and writes `training.json`
-there (the run's id and the settings); every later call with that folder resumes from its newest
-checkpoint into the same run (offline: a new run folder with the same id, which `wandb sync` joins),
-or says that the training is finished. A process killed at any moment, even with SIGKILL, which
-leaves no chance to save anything, loses no logged step and logs none twice:
+there (the run's id and the settings); every checkpoint carries the run's id too. Every later call with
+that folder resumes from its newest checkpoint into the same run (offline: a new run folder with the same
+id, which `wandb sync` joins), or says that the training is finished.
+
+SIGTERM, what SLURM, Kubernetes and most spot VMs send some seconds before they kill, stops the training
+cleanly: Lightning notes the signal (`trainer.received_sigterm`) and, once the batch that was running and its
+logging are done, raises `SIGTERMException`; `CommittedCheckpoints.on_exception` saves a checkpoint of that
+moment, W&B writes the run's file, and the command exits with `PREEMPTED` (143 = 128 + 15, what a shell
+reports for a process that SIGTERM ended), so that whatever restarts it sees an unfinished training. A
+SIGTERM during a validation ends the validation before its results are logged: then the checkpoint before it
+is kept, and the steps since are redone. A process killed at any moment, even with SIGKILL, which leaves no
+chance to save anything, loses no logged step and logs none twice:
 
 * A checkpoint (`pending.ckpt`) is taken at the end of a batch, where Lightning's own are, and becomes
   the one to resume from (`last.ckpt`, replaced atomically) only at the start of the next batch or at
@@ -44,6 +52,7 @@ import pytorch_lightning as pl
 import torch
 import wandb
 from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 from pytorch_lightning.utilities.warnings import PossibleUserWarning
 from torch.utils.data import TensorDataset
 
@@ -63,6 +72,7 @@ SETTINGS = (
     "seed",
 )
 BOOKKEEPING = ("epoch", "trainer/global_step")  # logged with every call, not metrics of their own
+PREEMPTED = 143  # the exit status after a clean stop on SIGTERM: 128 + signal 15, as a shell reports it
 
 
 def logged_pairs(parts: Sequence[RunRecord]) -> set[tuple[str, int]]:
@@ -172,13 +182,16 @@ class Resumption:
 
 class CommittedCheckpoints(pl.Callback):
     """Every `every_n_steps` steps, save `pending.ckpt` at the end of the batch and make it `last.ckpt` once
-    that batch's logging is done (the next batch's start, or the end of training)."""
+    that batch's logging is done (the next batch's start, or the end of training); on SIGTERM, save and
+    commit the state at the moment Lightning stops. Each checkpoint carries the W&B run's id, `run_id`."""
 
-    def __init__(self, folder: Path, every_n_steps: int) -> None:
+    def __init__(self, folder: Path, every_n_steps: int, run_id: str | None = None) -> None:
         check_positive_int("checkpoint_every", every_n_steps)
         self.folder = Path(folder)
         self.every_n_steps = every_n_steps
+        self.run_id = run_id
         self.pending = False
+        self.stopped_at: int | None = None  # the step of the checkpoint saved on SIGTERM
 
     @property
     def last(self) -> Path:
@@ -208,6 +221,25 @@ class CommittedCheckpoints(pl.Callback):
         if not self.pending:
             self._save(trainer)
         self._commit()
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        if not isinstance(exception, SIGTERMException):
+            return  # a crash: resume from the last committed checkpoint
+        if trainer.validating:  # stopped inside a validation, whose results were never logged
+            self.pending = False  # this batch's checkpoint would skip that validation: keep the one before
+            return
+        # Lightning raises it after the batch's logging and validation, where it resumes without redoing them.
+        self._save(trainer)
+        self._commit()
+        self.stopped_at = trainer.global_step
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict
+    ) -> None:
+        if self.run_id is not None:
+            checkpoint["wandb_run_id"] = self.run_id
 
 
 def synthetic_loaders(samples: int, batch_size: int, seed: int) -> tuple:
@@ -260,9 +292,15 @@ def train(args: argparse.Namespace, callbacks: Sequence[pl.Callback] = ()) -> in
             f"{display_path(checkpoints.last)} has no training.json beside it, so its W&B run is unknown: "
             f"give another --folder to start afresh (nothing here is deleted)."
         )
-    restored_step = (
-        torch.load(checkpoints.last, weights_only=True)["global_step"] if checkpoints.last.exists() else 0
-    )
+    saved = torch.load(checkpoints.last, weights_only=True) if checkpoints.last.exists() else {}
+    restored_step = saved.get("global_step", 0)
+    run_id = training["wandb_run_id"] if training is not None else None
+    if saved.get("wandb_run_id", run_id) != run_id:
+        raise SystemExit(
+            f"{display_path(checkpoints.last)} belongs to W&B run {saved['wandb_run_id']}, but training.json "
+            f"beside it names run {training['wandb_run_id']}: put each checkpoint back in its own training's "
+            f"folder, or give another --folder to start afresh."
+        )
     logger_args = {
         "project": args.project,
         "name": folder.name,
@@ -289,11 +327,13 @@ def train(args: argparse.Namespace, callbacks: Sequence[pl.Callback] = ()) -> in
             print(f"{done}; {resumption.replayed()}.")
             return restored_step
         start = f"step {restored_step}" if checkpoints.last.exists() else "the start (no checkpoint yet)"
+        earlier = f"{len(resumption.parts)} earlier part{'' if len(resumption.parts) == 1 else 's'}"
         print(
-            f"Resuming W&B run {resumption.run_id} ({len(resumption.parts)} earlier parts) from {start}: "
+            f"Resuming W&B run {resumption.run_id} ({earlier}) from {start}: "
             f"{resumption.redone()}; {resumption.replayed()}."
         )
 
+    checkpoints.run_id = logger.experiment.id  # stored in every checkpoint, beside training.json's copy
     pl.seed_everything(args.seed, verbose=False)
     if args.synthetic:
         train_loader, val_loader = synthetic_loaders(args.synthetic, args.batch_size, args.seed)
@@ -318,12 +358,34 @@ def train(args: argparse.Namespace, callbacks: Sequence[pl.Callback] = ()) -> in
         warnings.filterwarnings(
             "ignore", "You're resuming from a checkpoint that ended before", PossibleUserWarning
         )
-        trainer.fit(
-            MNISTClassifier(), ckpt_path=checkpoints.last if checkpoints.last.exists() else None, **data
-        )
+        try:
+            trainer.fit(
+                MNISTClassifier(), ckpt_path=checkpoints.last if checkpoints.last.exists() else None, **data
+            )
+        except SIGTERMException:  # Lightning stopped at the end of a batch after a SIGTERM
+            exit_preempted(logger, checkpoints, folder)
     wandb.finish()
     print(f"The training in {display_path(folder)} is finished ({trainer.global_step} steps).")
     return trainer.global_step
+
+
+def exit_preempted(logger: WandbLogger, checkpoints: CommittedCheckpoints, folder: Path) -> None:
+    """After a SIGTERM: tell W&B, write the run's file, say where to resume from, exit with `PREEMPTED`."""
+    logger.experiment.mark_preempting()
+    wandb.finish(exit_code=PREEMPTED)
+    if checkpoints.stopped_at is not None:
+        kept = f"saved {checkpoints.last.name} at step {checkpoints.stopped_at}"
+    elif checkpoints.last.exists():
+        step = torch.load(checkpoints.last, weights_only=True)["global_step"]
+        kept = f"it stopped inside a validation, so {checkpoints.last.name} stays at step {step}"
+    else:
+        kept = "it stopped before the first checkpoint"
+    print(
+        f"Stopped by SIGTERM: {kept}. Run the same command to continue the training in "
+        f"{display_path(folder)}.",
+        flush=True,
+    )
+    raise SystemExit(PREEMPTED)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,12 +1,17 @@
-"""Fault tests: `python -m helpers.resumable` killed with SIGKILL at many moments, resumed each time.
+"""Fault tests: `python -m helpers.resumable` stopped by SIGKILL and SIGTERM at many moments, each resumed.
 
 One training (48 steps of 32 random images, 20 batches an epoch, a checkpoint every 8 steps, every
-step logged, validation every 12 steps) is killed seven times, each time at another moment, by a
-callback that sends SIGKILL to its own process (once to W&B's service first). After each kill the
-test waits until every process of that training is gone, W&B's service included, as after a
-pre-emption, and runs the same command again. The parts of the run are then read back by run id and
-every (metric, trainer/global_step) pair must be there exactly once, the same pairs as in a training
-that was never killed.
+step logged, validation every 12 steps) is stopped nine times, each time at another moment, by a
+callback that sends a signal to its own process: SIGKILL seven times (once to W&B's service first),
+SIGTERM twice (between two checkpoints, and inside a validation). After each stop the test waits until
+every process of that training is gone, W&B's service included, as after a pre-emption, and starts the
+same command again. The parts of the run are then read back by run id and every (metric,
+trainer/global_step) pair must be there exactly once, the same pairs as in a training never stopped.
+
+Each start is a process of its own, forked from one driver process that imported Lightning, torch and
+W&B once (a fresh `python -m helpers.resumable` spends most of its start importing them): the forked
+process runs `helpers.resumable.main` with the command's arguments, starts its own W&B service, and is
+killed, or stops, as a fresh one would be.
 """
 
 from __future__ import annotations
@@ -18,114 +23,150 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections import Counter
 from pathlib import Path
 
-import psutil
 import pytest
 
-from helpers.resumable import BOOKKEEPING, logged_pairs
+from helpers.resumable import BOOKKEEPING, PREEMPTED, logged_pairs
 from helpers.tracking import NoRunYetError, find_runs, offline_environment, read_run
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = ["--max-steps", "48", "--checkpoint-every", "8", "--log-every-n-steps", "1", "--val-every", "12"]
 SETTINGS += ["--batch-size", "32", "--synthetic", "800"]  # 640 to train on: 20 batches an epoch
-# W&B writes the run's file every second instead of every 15: a killed part then has most of its records
-# on disk (not logged again) and loses the last second's. The part killed while saving keeps W&B's 15 s,
-# so nothing of it reaches its file: its values before the checkpoint are logged again from the ledger.
-FLUSH = {"saving": "15"}
+# W&B writes the run's file every 0.2 s instead of every 15, and a killed part waits until its file stops
+# growing: its file then holds what it logged, which the resume must not log again. The part killed while
+# saving writes its file every 600 s, so nothing of it reaches its file: its values are logged again from the
+# ledger.
+FLUSH_SECONDS = 0.2
+FLUSH = {"saving": "600"}
 
-# Runs helpers.resumable with a callback that kills the process at one moment: (moment, step, whom).
-KILLER = textwrap.dedent(
+# Imports helpers.resumable once, then runs each start given on the command line (JSON) in a forked process
+# with a callback that stops it at one moment: (signal, moment, step, whom). Writes each start's exit status
+# and output to the results file.
+DRIVER = textwrap.dedent(
     """
-    import json, os, signal, sys, time
+    import json, os, signal, sys, time, traceback
     import psutil
     import pytorch_lightning as pl
     from helpers import resumable
+    from helpers.runfile import check_run_file
 
-    moment, step, whom, pids_file = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    results_file, starts = sys.argv[1], json.loads(sys.argv[2])
+    FLUSH_SECONDS = float(sys.argv[3])
 
-    def die():
-        sys.stdout.flush()
-        # W&B's service writes the run's file every second here (see FLUSH): give it that second, so that
-        # the killed part's file holds what was logged so far and the resume must not log it again. Without
-        # it, how much reaches the file depends on how fast the machine is.
-        time.sleep(1.5)
-        children = psutil.Process().children(recursive=True)  # W&B's service runs in a session of its own
-        with open(pids_file, "w") as file:
-            json.dump([child.pid for child in children], file)
-        if whom == "service-too":
-            for child in children:
-                child.kill()
-        os.kill(os.getpid(), signal.SIGKILL)
+    def descendants():
+        return [child.pid for child in psutil.Process().children(recursive=True)]
 
-    class KillAt(pl.Callback):
-        def on_train_start(self, trainer, pl_module):
-            if moment == "train_start":
-                die()
-        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            if moment == "batch_start" and trainer.global_step == step:
-                die()
-        def on_validation_batch_end(self, trainer, *args, **kwargs):
-            if moment == "validation" and trainer.global_step == step:
-                die()
-        def on_save_checkpoint(self, trainer, pl_module, checkpoint):
-            if moment == "saving" and trainer.global_step == step:
-                die()
-        def on_train_epoch_end(self, trainer, pl_module):
-            if moment == "epoch_end" and trainer.global_step == step:
-                die()
-        def on_train_end(self, trainer, pl_module):
-            if moment == "train_end":
-                die()
+    def run(stop, moment, at, whom, arguments, output, pids_file):
+        def die():
+            sys.stdout.flush()
+            # Wait until W&B's service stops adding to the run's file: it then holds what was logged so far.
+            import wandb
+            run_file = next(iter(__import__("pathlib").Path(wandb.run.dir).parent.glob("*.wandb")), None)
+            seen, settled, deadline = None, time.monotonic(), time.monotonic() + 10
+            while run_file is not None and time.monotonic() < deadline:
+                records = check_run_file(run_file).records
+                if records != seen:
+                    seen, settled = records, time.monotonic()
+                elif time.monotonic() - settled > max(1.0, 5 * FLUSH_SECONDS):
+                    break
+                time.sleep(FLUSH_SECONDS / 4)
+            with open(pids_file, "w") as file:
+                json.dump(descendants(), file)
+            if whom == "service-too":  # W&B's service runs in a session of its own
+                for pid in descendants():
+                    os.kill(pid, signal.SIGKILL)
+            os.kill(os.getpid(), signal.SIGKILL)
 
-    log_metrics = resumable.ResumedWandbLogger.log_metrics
-    def log_or_die(self, metrics, step=None):
-        # "logging": after the checkpoint of the batch that makes step N is saved, before its metrics are
-        # logged (Lightning logs them with trainer/global_step N - 1).
-        if moment == "logging" and step == int(sys.argv[2]) - 1 and "train/loss_step" in metrics:
-            die()
-        log_metrics(self, metrics, step)
-    resumable.ResumedWandbLogger.log_metrics = log_or_die
+        def act(now, at_step=None):
+            if moment != now or (at_step is not None and at_step != at):
+                return
+            if stop == "SIGKILL":
+                die()
+            elif stop == "SIGTERM":  # as from outside: Lightning's handler notes it and the training goes on
+                os.kill(os.getpid(), signal.SIGTERM)
 
-    resumable.main(sys.argv[5:], callbacks=[KillAt()])
+        class StopAt(pl.Callback):
+            def on_train_start(self, trainer, pl_module):
+                act("train_start")
+            def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+                act("batch_start", trainer.global_step)
+            def on_validation_batch_end(self, trainer, *args, **kwargs):
+                act("validation", trainer.global_step)
+            def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+                act("saving", trainer.global_step)
+            def on_train_epoch_end(self, trainer, pl_module):
+                act("epoch_end", trainer.global_step)
+            def on_train_end(self, trainer, pl_module):
+                act("train_end")
+
+        log_metrics = resumable.ResumedWandbLogger.log_metrics
+        def log_or_die(self, metrics, step=None):
+            # "logging": after the checkpoint of the batch that makes step N is saved, before its metrics are
+            # logged (Lightning logs them with trainer/global_step N - 1).
+            if moment == "logging" and step == at - 1 and "train/loss_step" in metrics:
+                die()
+            log_metrics(self, metrics, step)
+        resumable.ResumedWandbLogger.log_metrics = log_or_die
+
+        with open(output, "w") as out, open(output + ".err", "w") as err:
+            os.dup2(out.fileno(), 1)
+            os.dup2(err.fileno(), 2)
+        code = 0
+        try:
+            resumable.main(arguments, callbacks=[StopAt()])
+        except SystemExit as stopped:
+            code = stopped.code if isinstance(stopped.code, int) else 1
+            if isinstance(stopped.code, str):
+                print(stopped.code, file=sys.stderr)
+        except BaseException:
+            traceback.print_exc()
+            code = 70
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            with open(pids_file, "w") as file:
+                json.dump(descendants(), file)
+            os._exit(code)
+
+    results = []
+    for number, (stop, moment, step, whom, arguments) in enumerate(starts):
+        output, pids_file = f"{results_file}.{number}.out", f"{results_file}.{number}.pids"
+        pid = os.fork()
+        if pid == 0:
+            run(stop, moment, step, whom, arguments, output, pids_file)
+        _, status = os.waitpid(pid, 0)
+        deadline = time.monotonic() + 60  # W&B's service outlives a killed training for a moment
+        for service in json.load(open(pids_file)) if os.path.exists(pids_file) else []:
+            while psutil.pid_exists(service) and psutil.Process(service).status() != psutil.STATUS_ZOMBIE:
+                if time.monotonic() > deadline:
+                    sys.exit(f"process {service} of start {number} did not end within 60 s")
+                time.sleep(0.1)
+        results.append(
+            {
+                "status": os.waitstatus_to_exitcode(status),
+                "stdout": open(output).read(),
+                "stderr": open(output + ".err").read()[-3000:],
+            }
+        )
+    with open(results_file, "w") as file:
+        json.dump(results, file)
     """
 )
 
-# (moment, step, whom), in the order they happen along the training.
-KILLS = [
-    ("train_start", 0, "process"),  # before the first step and before any checkpoint
-    ("batch_start", 12, "process"),  # between checkpoints: steps 9-12 are redone
-    ("logging", 16, "process"),  # checkpoint 16 saved, its batch's metrics not yet logged
-    ("validation", 24, "process"),  # in the middle of the validation at step 24
-    ("saving", 32, "process"),  # while the checkpoint at step 32 is being made
-    ("epoch_end", 40, "service-too"),  # the end of epoch 2, with W&B's service killed too
-    ("train_end", 0, "process"),  # training done, the run not yet finished
+# (signal, moment, step, whom), in the order they happen along the training.
+STOPS = [
+    ("SIGKILL", "train_start", 0, "process"),  # before the first step and before any checkpoint
+    ("SIGKILL", "batch_start", 12, "process"),  # between checkpoints: steps 9-12 are redone
+    ("SIGKILL", "logging", 16, "process"),  # checkpoint 16 saved, its batch's metrics not yet logged
+    ("SIGTERM", "batch_start", 18, "process"),  # between checkpoints: stops after step 19, saves it
+    ("SIGKILL", "validation", 24, "process"),  # in the middle of the validation at step 24
+    ("SIGKILL", "saving", 32, "process"),  # while the checkpoint at step 32 is being made
+    ("SIGTERM", "validation", 36, "process"),  # in the validation at step 36: stops it, keeps checkpoint 32
+    ("SIGKILL", "epoch_end", 40, "service-too"),  # the end of epoch 2, with W&B's service killed too
+    ("SIGKILL", "train_end", 0, "process"),  # training done, the run not yet finished
 ]
-
-
-def _run(
-    command: list[str], env: dict, cwd: Path, pids_file: Path | None = None
-) -> subprocess.CompletedProcess:
-    """Run `command`; if it was killed, wait until the processes it had started (in `pids_file`) are gone."""
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    if pids_file is not None and pids_file.exists():
-        deadline = time.monotonic() + 60
-        for pid in json.loads(pids_file.read_text()):  # W&B's service outlives a killed training for a moment
-            while _alive(pid):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"process {pid} of the killed training did not end within 60 s")
-                time.sleep(0.2)
-        pids_file.unlink()
-    return result
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def _environment(folder: Path) -> dict:
@@ -133,6 +174,17 @@ def _environment(folder: Path) -> dict:
     env.update(offline_environment(folder))
     env["PYTHONPATH"] = str(ROOT)
     return env
+
+
+def _drive(folder: Path, starts: list) -> list[dict]:
+    """Run `starts` one after the other, each in a process of its own; their exit statuses and outputs."""
+    results = folder / "results.json"
+    command = [sys.executable, "-c", DRIVER, str(results), json.dumps(starts), str(FLUSH_SECONDS)]
+    driver = subprocess.run(
+        command, cwd=folder, env=_environment(folder), capture_output=True, text=True, timeout=600
+    )
+    assert driver.returncode == 0 and results.exists(), driver.stderr[-3000:]
+    return json.loads(results.read_text())
 
 
 def _metric_pairs(parts) -> Counter:
@@ -148,35 +200,44 @@ def _metric_pairs(parts) -> Counter:
     return counts
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> Counter:
-    """The pairs logged by the same training, never killed."""
-    folder = tmp_path_factory.mktemp("reference")
-    command = [sys.executable, "-m", "helpers.resumable", "--folder", str(folder / "training"), *SETTINGS]
-    result = _run(command, _environment(folder), folder)
-    assert result.returncode == 0, result.stderr[-3000:]
-    (part,) = [read_run(path) for path in find_runs(folder / "wandb")]
-    return _metric_pairs([part])
+def _parts(training: Path) -> list:
+    run_id = json.loads((training / "training.json").read_text())["wandb_run_id"]
+    return [read_run(path, partial=True) for path in find_runs(training.parent / "wandb", run_id=run_id)]
 
 
 @pytest.fixture(scope="module")
-def killed(tmp_path_factory) -> tuple[Path, list[subprocess.CompletedProcess]]:
-    """The training killed at every moment in KILLS, resumed after each, then run once more."""
-    folder = tmp_path_factory.mktemp("killed")
-    env = _environment(folder)
-    arguments = ["--folder", str(folder / "training"), *SETTINGS, "--wandb-flush-seconds", "1"]
-    results = []
-    for moment, step, whom in KILLS:
-        pids = folder / "pids.json"
-        arguments[-1] = FLUSH.get(moment, "1")
-        result = _run(
-            [sys.executable, "-c", KILLER, moment, str(step), whom, str(pids), *arguments], env, folder, pids
+def stopped(tmp_path_factory) -> tuple[Path, list[dict]]:
+    """A training never stopped (`reference`), then one stopped at every moment in STOPS, resumed after each,
+    then run once more."""
+    folder = tmp_path_factory.mktemp("stopped")
+    reference = [
+        "--folder",
+        str(folder / "reference"),
+        *SETTINGS,
+        "--wandb-flush-seconds",
+        str(FLUSH_SECONDS),
+    ]
+    arguments = ["--folder", str(folder / "training"), *SETTINGS, "--wandb-flush-seconds", str(FLUSH_SECONDS)]
+    starts = [["none", "", 0, "process", reference]]
+    for stop, moment, step, whom in STOPS:
+        flush = FLUSH.get(moment, str(FLUSH_SECONDS)) if stop == "SIGKILL" else str(FLUSH_SECONDS)
+        starts.append([stop, moment, step, whom, [*arguments[:-1], flush]])
+    starts.append(["none", "", 0, "process", arguments])
+    results = _drive(folder, starts)
+    for (stop, moment, *_), result in zip(starts, results, strict=True):
+        expected = {"none": 0, "SIGKILL": -signal.SIGKILL, "SIGTERM": PREEMPTED}[stop]
+        assert result["status"] == expected, (
+            f"{stop} at {moment}: status {result['status']}\n{result['stdout']}\n{result['stderr']}"
         )
-        assert result.returncode == -signal.SIGKILL, f"not killed at {moment}:\n{result.stderr[-3000:]}"
-        results.append(result)
-    results.append(_run([sys.executable, "-m", "helpers.resumable", *arguments], env, folder))
-    assert results[-1].returncode == 0, results[-1].stderr[-3000:]
     return folder, results
+
+
+@pytest.fixture(scope="module")
+def reference(stopped) -> Counter:
+    """The pairs logged by the same training, never stopped."""
+    folder, _ = stopped
+    (part,) = _parts(folder / "reference")
+    return _metric_pairs([part])
 
 
 @pytest.mark.slow
@@ -187,11 +248,11 @@ def test_the_reference_logs_every_step_once(reference):
 
 
 @pytest.mark.slow
-def test_every_logged_step_is_there_exactly_once_across_the_parts(killed, reference):
-    folder, _ = killed
-    run_id = json.loads((folder / "training" / "training.json").read_text())["wandb_run_id"]
-    parts = [read_run(path, partial=True) for path in find_runs(folder / "wandb", run_id=run_id)]
-    others = set(find_runs(folder / "wandb")) - {part.path for part in parts}
+def test_every_logged_step_is_there_exactly_once_across_the_parts(stopped, reference):
+    folder, _ = stopped
+    parts = _parts(folder / "training")
+    reference_parts = _parts(folder / "reference")
+    others = set(find_runs(folder / "wandb")) - {part.path for part in parts + reference_parts}
     for other in others:  # a part killed before W&B wrote anything holds no run: nothing else was made
         with pytest.raises(NoRunYetError):
             read_run(other)
@@ -201,22 +262,33 @@ def test_every_logged_step_is_there_exactly_once_across_the_parts(killed, refere
     lost = sorted(set(reference) - set(counts))
     assert twice == [] and lost == []
     assert set(counts) == set(reference)
+    steps = [
+        int(step)
+        for part in parts
+        if "train/loss_step" in part.history
+        for step in part.history.dropna(subset=["train/loss_step"])["trainer/global_step"]
+    ]
+    assert steps == sorted(set(steps)), "part after part, the steps are strictly increasing"
 
 
 @pytest.mark.slow
-def test_each_resume_resumes_from_the_last_checkpoint_whose_steps_were_all_logged(killed):
-    _, results = killed
-    outputs = [result.stdout for result in results]
+def test_each_resume_resumes_from_the_last_checkpoint_whose_steps_were_all_logged(stopped):
+    _, results = stopped
+    outputs = [result["stdout"] for result in results[1:]]  # results[0] is the reference
     assert "Started W&B run" in outputs[0]
     assert "from the start (no checkpoint yet)" in outputs[1]
     assert "from step 8:" in outputs[2]  # killed at the start of step 13's batch
+    # The killed part's file held steps 8-11: computed again, not logged again.
+    assert "steps 8-11 (trainer/global_step) are computed again, but the interrupted part had" in outputs[2]
     assert "from step 8:" in outputs[3]  # checkpoint 16 was saved, but its batch's metrics never logged
-    assert "from step 16:" in outputs[4]  # killed during the validation at step 24
-    assert "from step 24:" in outputs[5]  # killed while the checkpoint at step 32 was being made
-    replayed = re.search(r"(\d+) values that W&B had not written to disk were logged again", outputs[5])
-    assert int(replayed[1]) > 0  # that part's file held nothing: steps 16-23 came from the ledger
-    assert "from step 32:" in outputs[6]  # killed at the end of epoch 2, W&B's service too
-    # Killed after training, before W&B wrote the last second: the values it lost are logged from the ledger.
+    assert "from step 19:" in outputs[4]  # SIGTERM at the start of step 19's batch: saved after it
+    assert "from step 19:" in outputs[5]  # killed during the validation at step 24: checkpoint 24 unused
+    assert "from step 24:" in outputs[6]  # killed while the checkpoint at step 32 was being made
+    replayed = re.search(r"(\d+) values that W&B had not written to disk were logged again", outputs[6])
+    assert int(replayed[1]) > 0  # that part's file held nothing: steps 24-31 came from the ledger
+    assert "from step 32:" in outputs[7]  # SIGTERM inside the validation at step 36
+    assert "from step 32:" in outputs[8]  # killed at the end of epoch 2, W&B's service too
+    # Killed after training, before W&B wrote the last values: those it lost are logged from the ledger.
     assert re.search(
         r"is finished \(48 steps\)(: nothing to do|; \d+ values that W&B had not written to disk were logged "
         r"again from logged.jsonl)\.$",
@@ -225,30 +297,60 @@ def test_each_resume_resumes_from_the_last_checkpoint_whose_steps_were_all_logge
 
 
 @pytest.mark.slow
-def test_the_checkpoint_to_resume_from_is_never_half_written(killed):
-    folder, _ = killed
-    import torch
-
-    checkpoint = torch.load(folder / "training" / "last.ckpt", weights_only=True)
-    assert checkpoint["global_step"] == 48
+def test_sigterm_saves_a_checkpoint_after_the_batch_or_keeps_the_last_one_inside_a_validation(stopped):
+    _, results = stopped
+    between, inside = results[4]["stdout"], results[7]["stdout"]
+    assert "Stopped by SIGTERM: saved last.ckpt at step 19. Run the same command to continue" in between
+    assert "Stopped by SIGTERM: it stopped inside a validation, so last.ckpt stays at step 32." in inside
 
 
 @pytest.mark.slow
-def test_a_resume_with_other_settings_is_refused_in_one_sentence(killed):
-    folder, _ = killed
+def test_a_part_stopped_by_sigterm_is_written_whole_and_marked_as_preempted(stopped):
+    folder, _ = stopped
+    parts = _parts(folder / "training")
+    stopped_parts = [part for part in parts if part.state != "running" and part is not parts[-1]]
+    assert len(stopped_parts) == 2  # the two SIGTERM stops; every other part but the last was killed
+    assert all(part.damage == "" and part.state == "failed" for part in stopped_parts)  # exit status 143
+
+
+@pytest.mark.slow
+def test_the_checkpoint_to_resume_from_is_whole_and_names_the_run(stopped):
+    folder, _ = stopped
+    import torch
+
+    training = folder / "training"
+    checkpoint = torch.load(training / "last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 48
+    assert checkpoint["wandb_run_id"] == json.loads((training / "training.json").read_text())["wandb_run_id"]
+
+
+@pytest.mark.slow
+def test_a_resume_with_other_settings_is_refused_in_one_sentence(stopped):
+    from helpers import resumable
+
+    folder, _ = stopped
     arguments = ["--folder", str(folder / "training"), *SETTINGS]
     arguments[arguments.index("--max-steps") + 1] = "60"
-    result = subprocess.run(
-        [sys.executable, "-m", "helpers.resumable", *arguments],
-        cwd=folder,
-        env=_environment(folder),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    with pytest.raises(SystemExit) as refused:
+        resumable.train(resumable.parser().parse_args(arguments))
+    assert "was started with --max-steps 48: resume it with the same settings, or give another" in str(
+        refused.value
     )
-    assert result.returncode == 1
-    last_line = result.stderr.strip().splitlines()[-1]
-    assert "was started with --max-steps 48: resume it with the same settings, or give another" in last_line
+
+
+def test_a_checkpoint_of_another_run_is_refused_in_one_sentence(tmp_path):
+    import torch
+
+    from helpers import resumable
+
+    args = resumable.parser().parse_args(["--folder", str(tmp_path), *SETTINGS])
+    settings = {name: getattr(args, name) for name in resumable.SETTINGS}
+    (tmp_path / "training.json").write_text(json.dumps({"wandb_run_id": "ours", "settings": settings}))
+    torch.save({"global_step": 8, "wandb_run_id": "theirs"}, tmp_path / "last.ckpt")
+    with pytest.raises(
+        SystemExit, match="belongs to W&B run theirs, but training.json beside it names run ours"
+    ):
+        resumable.train(args)
 
 
 def test_logged_pairs_counts_media_under_their_key():
