@@ -76,6 +76,7 @@ COLAB_PYTHON = "3.13"
 LOWEST_PYTHON = "3.10"
 # PyPI's torch brings CUDA libraries as dependencies; Colab's CPU torch has none, so the freeze's pins of
 # them (for other packages) are left out of the constraints.
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"  # a widget output's MIME type
 NOT_CONSTRAINED = re.compile(r"^(nvidia-|cuda-|triton$)")
 
 

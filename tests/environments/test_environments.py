@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from scripts import environments as envs
@@ -132,14 +134,34 @@ def test_colab_notebooks_run_with_colab_packages(colab, colab_installed, tmp_pat
     assert code == 0, output[-6000:]
 
 
-def test_progress_bars_store_finished_lines_with_colab_ipywidgets(colab, colab_installed, tmp_path):
-    """tests/test_progress.py, run in the Colab environment: Lightning's bars under ipywidgets 7."""
-    command = [colab.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_progress.py"]
-    with colab.timed("test_progress.py"):
-        result = subprocess.run(
-            command, cwd=ROOT, env=envs.notebook_environment(tmp_path), capture_output=True, text=True
-        )
-    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+BAR_CELLS = [
+    "import pytorch_lightning as pl\n"
+    "from helpers.notebook import quiet_lightning\n"
+    "from helpers.progress import NotebookProgressBar\n"
+    "from progress_notebook import Tiny, data, trainer\n"
+    "quiet_lightning()\n"
+    "pl.seed_everything(0, verbose=False)\n"
+    "model = Tiny()",
+    "trainer(NotebookProgressBar(refresh_rate=3)).fit(model, data(40), data(24))",
+    "results = trainer(NotebookProgressBar(refresh_rate=3)).test(model, data(16), verbose=False)",
+]
+FINISHED_BAR = re.compile(r"100%\|█+\| ([1-9]\d*)/\1 \[")  # as tests/test_progress.py reads a bar
+
+
+def test_progress_bars_are_stored_finished_with_colab_ipywidgets(colab, colab_installed, tmp_path):
+    """Lightning's bars through helpers.progress under Colab's ipywidgets 7, tqdm and ipykernel 6.17."""
+    shutil.copy(ROOT / "tests" / "processes" / "progress_notebook.py", tmp_path)
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in BAR_CELLS])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, tmp_path / "bars.ipynb")
+    env = envs.notebook_environment(tmp_path / "runs") | {"PYTHONPATH": str(ROOT)}
+    with colab.timed("progress bars"):
+        colab.run("-m", "nbconvert", "--to", "notebook", "--execute", "bars.ipynb", cwd=tmp_path, env=env)
+    stored = json.loads((tmp_path / "bars.nbconvert.ipynb").read_text())
+    outputs = [o for c in stored["cells"] for o in c["outputs"]]
+    assert not [o for o in outputs if o["output_type"] == "error"], outputs
+    bars = ["".join(o["data"]["text/plain"]) for o in outputs if envs.WIDGET_VIEW in o.get("data", {})]
+    assert len(bars) == 2 and all(FINISHED_BAR.search(bar) for bar in bars), bars
     versions = colab.versions()
     assert (versions["ipywidgets"], versions["tqdm"]) == (colab_version("ipywidgets"), colab_version("tqdm"))
 
@@ -154,7 +176,7 @@ def test_the_old_colab_setup_is_caught(colab, colab_before, tmp_path):
     pyproject = series / "pyproject.toml"
     text = re.sub(r'\n\s*"ipywidgets[^"]*",[^\n]*', "", pyproject.read_text())
     pyproject.write_text(text.replace("dependencies = [", 'dependencies = [\n    "ipywidgets>=8.0",', 1))
-    would = envs.would_install(colab, str(series))
+    would = colab.would_install(str(series))
     replaced = envs.replaced_in_colab(colab_before, {**colab_before, **would})
     assert {"ipywidgets", "widgetsnbextension"} <= set(replaced), replaced
 
