@@ -24,6 +24,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from packaging.version import Version
 
 from scripts import environments as envs
 
@@ -193,7 +194,7 @@ def test_lowest_environment_holds_the_lower_bounds(lowest):
     versions = lowest.versions()
     for pin in envs.lowest_pins(ROOT / "pyproject.toml"):
         name, version = pin.split("==")
-        assert versions[envs.canonical(re.sub(r"\[.*\]", "", name))] == version, pin
+        assert Version(versions[envs.canonical(re.sub(r"\[.*\]", "", name))]) == Version(version), pin
     python = lowest.run("-c", "import sys; print(sys.version_info[:2])").stdout.strip()
     assert python == str(tuple(map(int, envs.LOWEST_PYTHON.split("."))))
 
