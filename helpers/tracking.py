@@ -190,8 +190,19 @@ def _run_file(path: str | os.PathLike) -> Path:
 
 # `wandb.finish()` can return a moment before W&B's service has written a run's last records (seen with
 # wandb 0.31, more often on a busy machine): a file that ends cut off while it is still being written is
-# read again until it stops changing for SETTLE_S seconds, for at most SETTLE_MAX_S.
-SETTLE_S, SETTLE_MAX_S = 0.5, 30.0
+# read again until it stops changing for SETTLE_S seconds, for at most SETTLE_MAX_S. A file that holds only
+# W&B's header a moment after `finish()` (seen under load: its records came seconds later) is given
+# HEADER_SETTLE_S seconds without a change before it counts as a run that never started.
+SETTLE_S, HEADER_SETTLE_S, SETTLE_MAX_S = 0.5, 5.0, 30.0
+
+
+def _quiet_time_needed(check: RunFileCheck) -> float:
+    """How long a recently written file must stay unchanged before it is taken as it is (0: at once)."""
+    if check.problem == CUT_OFF:
+        return SETTLE_S
+    if check.intact and check.records < 2:  # W&B's header alone
+        return HEADER_SETTLE_S
+    return 0.0
 
 
 def _settled_check(run_file: Path) -> RunFileCheck:
@@ -200,8 +211,8 @@ def _settled_check(run_file: Path) -> RunFileCheck:
     start = last_change = time.monotonic()
     last_stat = run_file.stat()
     if time.time() - last_stat.st_mtime > SETTLE_MAX_S:
-        return check  # written long ago: cut off for good
-    while check.problem == CUT_OFF and time.monotonic() - last_change < SETTLE_S:
+        return check  # written long ago: as it is for good
+    while time.monotonic() - last_change < _quiet_time_needed(check):
         if time.monotonic() - start > SETTLE_MAX_S:
             break
         time.sleep(0.05)

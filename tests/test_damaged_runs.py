@@ -11,6 +11,7 @@ import hashlib
 import re
 import shutil
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -245,6 +246,38 @@ def test_a_file_still_being_written_is_read_once_it_is_complete(original, tmp_pa
 
     def finish_writing() -> None:
         time.sleep(0.3)
+        target.write_bytes(whole)
+
+    writer = threading.Thread(target=finish_writing)
+    writer.start()
+    record = read_run(target.parent)
+    writer.join()
+    assert not record.partial and len(record.history) == ROWS
+
+
+def header_only(data: bytes) -> bytes:
+    """The start of a `.wandb` file up to the end of its first record, W&B's header: a run not yet written."""
+    for length in range(1, len(data)):
+        with tempfile.NamedTemporaryFile(suffix=".wandb") as probe:
+            probe.write(data[:length])
+            probe.flush()
+            check = check_run_file(probe.name)
+        if check.intact and check.records == 1:
+            return data[:length]
+    raise AssertionError("no prefix of the file holds exactly W&B's header")
+
+
+def test_a_file_holding_only_the_header_a_moment_after_finish_is_read_once_written(original, tmp_path):
+    """Seen under load: `wandb.finish()` returned while the file held W&B's header alone, for seconds."""
+    import threading
+    import time
+
+    whole = run_file(original).read_bytes()
+    target = damaged_copy(original, tmp_path, header_only)
+    assert check_run_file(target).records == 1
+
+    def finish_writing() -> None:
+        time.sleep(2 * tracking.SETTLE_S)  # longer than a cut-off file is waited for
         target.write_bytes(whole)
 
     writer = threading.Thread(target=finish_writing)
