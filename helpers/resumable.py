@@ -60,7 +60,8 @@ from helpers.checks import check_non_negative_int, check_positive_int, check_pos
 from helpers.data import MNISTDataModule, tensor_batches
 from helpers.models import MNISTClassifier
 from helpers.paths import display_path, runs_dir
-from helpers.tracking import WANDB_PROJECT, RunRecord, find_runs, read_run, setup_wandb
+from helpers.tracking import RunRecord, find_runs, read_run
+from helpers.wandb_setup import WANDB_PROJECT, setup_wandb
 
 SETTINGS = (
     "max_steps",

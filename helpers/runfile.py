@@ -8,13 +8,15 @@ last bytes cannot hold a chunk header is padded with zeros.
 
 W&B's own reader (`wandb leet inspect`) skips a chunk whose checksum does not match and stops quietly
 at a cut-off end, so a damaged file reads as a shorter run without a word. `check_run_file` walks the
-chunks itself and says how far the file is intact; `helpers.tracking.read_run` refuses a damaged file
-unless its caller asks for the intact part.
+chunks itself and says how far the file is intact; `settled_check` first waits for a file that W&B was
+writing a moment ago; `helpers.tracking.read_run` refuses a damaged file unless its caller asks for the
+intact part.
 """
 
 from __future__ import annotations
 
 import struct
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,3 +119,38 @@ def check_run_file(path: str | Path) -> RunFileCheck:
     if in_record:
         return RunFileCheck(path, len(data), intact, records, CUT_OFF)
     return RunFileCheck(path, len(data), intact, records)
+
+
+# `wandb.finish()` can return a moment before W&B's service has written a run's last records (seen with
+# wandb 0.31, more often on a busy machine): a file that ends cut off while it is still being written is
+# read again until it stops changing for SETTLE_S seconds, for at most SETTLE_MAX_S. A file that holds only
+# W&B's header a moment after `finish()` (seen under load: its records came seconds later) is given
+# HEADER_SETTLE_S seconds without a change before it counts as a run that never started.
+SETTLE_S, HEADER_SETTLE_S, SETTLE_MAX_S = 0.5, 5.0, 30.0
+
+
+def _quiet_time_needed(check: RunFileCheck) -> float:
+    """How long a recently written file must stay unchanged before it is taken as it is (0: at once)."""
+    if check.problem == CUT_OFF:
+        return SETTLE_S
+    if check.intact and check.records < 2:  # W&B's header alone
+        return HEADER_SETTLE_S
+    return 0.0
+
+
+def settled_check(run_file: Path) -> RunFileCheck:
+    """`check_run_file`, after waiting for a file W&B was writing a moment ago to be complete."""
+    check = check_run_file(run_file)
+    start = last_change = time.monotonic()
+    last_stat = run_file.stat()
+    if time.time() - last_stat.st_mtime > SETTLE_MAX_S:
+        return check  # written long ago: as it is for good
+    while time.monotonic() - last_change < _quiet_time_needed(check):
+        if time.monotonic() - start > SETTLE_MAX_S:
+            break
+        time.sleep(0.05)
+        stat = run_file.stat()
+        if (stat.st_size, stat.st_mtime_ns) != (last_stat.st_size, last_stat.st_mtime_ns):
+            last_change, last_stat = time.monotonic(), stat
+        check = check_run_file(run_file)
+    return check

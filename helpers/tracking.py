@@ -17,7 +17,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from helpers.paths import runs_dir
-from helpers.runfile import CUT_OFF, DamagedRunFileError, RunFileCheck, check_run_file
+from helpers.runfile import DamagedRunFileError, RunFileCheck, check_run_file, settled_check
 
 
 @dataclass(frozen=True)
@@ -188,44 +187,9 @@ def _run_file(path: str | os.PathLike) -> Path:
     return files[0]
 
 
-# `wandb.finish()` can return a moment before W&B's service has written a run's last records (seen with
-# wandb 0.31, more often on a busy machine): a file that ends cut off while it is still being written is
-# read again until it stops changing for SETTLE_S seconds, for at most SETTLE_MAX_S. A file that holds only
-# W&B's header a moment after `finish()` (seen under load: its records came seconds later) is given
-# HEADER_SETTLE_S seconds without a change before it counts as a run that never started.
-SETTLE_S, HEADER_SETTLE_S, SETTLE_MAX_S = 0.5, 5.0, 30.0
-
-
-def _quiet_time_needed(check: RunFileCheck) -> float:
-    """How long a recently written file must stay unchanged before it is taken as it is (0: at once)."""
-    if check.problem == CUT_OFF:
-        return SETTLE_S
-    if check.intact and check.records < 2:  # W&B's header alone
-        return HEADER_SETTLE_S
-    return 0.0
-
-
-def _settled_check(run_file: Path) -> RunFileCheck:
-    """`check_run_file`, after waiting for a file W&B was writing a moment ago to be complete."""
-    check = check_run_file(run_file)
-    start = last_change = time.monotonic()
-    last_stat = run_file.stat()
-    if time.time() - last_stat.st_mtime > SETTLE_MAX_S:
-        return check  # written long ago: as it is for good
-    while time.monotonic() - last_change < _quiet_time_needed(check):
-        if time.monotonic() - start > SETTLE_MAX_S:
-            break
-        time.sleep(0.05)
-        stat = run_file.stat()
-        if (stat.st_size, stat.st_mtime_ns) != (last_stat.st_size, last_stat.st_mtime_ns):
-            last_change, last_stat = time.monotonic(), stat
-        check = check_run_file(run_file)
-    return check
-
-
 def _check_readable(run_file: Path, partial: bool) -> RunFileCheck:
     """Check the file's records; raise if it is damaged and the caller did not ask for the intact part."""
-    check = check_run_file(run_file) if partial else _settled_check(run_file)
+    check = check_run_file(run_file) if partial else settled_check(run_file)
     if check.intact and check.records < 2:  # the first record is W&B's version header
         raise NoRunYetError(
             f"{run_file} holds no run yet (its process stopped, or is starting, before W&B wrote one)."
@@ -358,20 +322,3 @@ def _parse_records(run_dir: Path, overview: dict, records: str, damage: str) -> 
         start_time=overview.get("start_time") or "",
         damage=damage,
     )
-
-
-# Until notebooks 11-13 (being written at the same time) import from the new modules: removed before this
-# change is finished.
-_MOVED = {
-    "wandb_setup": ("WANDB_PROJECT", "WANDB_MODES", "setup_wandb", "offline_environment", "use_repo_folders"),
-    "run_tables": ("artifact_versions", "collect_runs", "RUN_COLUMNS"),
-}
-
-
-def __getattr__(name: str) -> object:
-    import importlib
-
-    for module, names in _MOVED.items():
-        if name in names:
-            return getattr(importlib.import_module(f"helpers.{module}"), name)
-    raise AttributeError(f"module 'helpers.tracking' has no attribute {name!r}")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import tracking
+from helpers import runfile, tracking
 from helpers.run_tables import collect_runs
 from helpers.runfile import BLOCK_SIZE, DamagedRunFileError, check_run_file
 from helpers.tracking import NoRunYetError, RunRecord, find_runs, read_run
@@ -277,7 +277,7 @@ def test_a_file_holding_only_the_header_a_moment_after_finish_is_read_once_writt
     assert check_run_file(target).records == 1
 
     def finish_writing() -> None:
-        time.sleep(2 * tracking.SETTLE_S)  # longer than a cut-off file is waited for
+        time.sleep(2 * runfile.SETTLE_S)  # longer than a cut-off file is waited for
         target.write_bytes(whole)
 
     writer = threading.Thread(target=finish_writing)
@@ -297,4 +297,4 @@ def test_a_file_cut_off_long_ago_is_refused_at_once(original, tmp_path):
     start = time.monotonic()
     with pytest.raises(DamagedRunFileError, match="cut off"):
         read_run(target.parent)
-    assert time.monotonic() - start < tracking.SETTLE_S
+    assert time.monotonic() - start < runfile.SETTLE_S

@@ -29,7 +29,8 @@ from pathlib import Path
 import pytest
 
 from helpers.resumable import BOOKKEEPING, PREEMPTED, logged_pairs
-from helpers.tracking import NoRunYetError, find_runs, offline_environment, read_run
+from helpers.tracking import NoRunYetError, find_runs, read_run
+from helpers.wandb_setup import offline_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = ["--max-steps", "48", "--checkpoint-every", "8", "--log-every-n-steps", "1", "--val-every", "12"]
