@@ -290,8 +290,8 @@ def train(args: argparse.Namespace, callbacks: Sequence[pl.Callback] = ()) -> in
     checkpoints = CommittedCheckpoints(folder, args.checkpoint_every)
     if training is None and checkpoints.last.exists():
         raise SystemExit(
-            f"{display_path(checkpoints.last)} has no training.json beside it, so its W&B run is unknown: "
-            f"give another --folder to start afresh (nothing here is deleted)."
+            f"{display_path(checkpoints.last)} has no training.json beside it, so the settings it was "
+            "started with are unknown: give another --folder to start afresh (nothing here is deleted)."
         )
     saved = torch.load(checkpoints.last, weights_only=True) if checkpoints.last.exists() else {}
     restored_step = saved.get("global_step", 0)

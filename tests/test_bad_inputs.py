@@ -945,7 +945,7 @@ CASES += [
             or (lambda: resumable.main(["--folder", str(t / "r")]))
         ),
         SystemExit,
-        "r/last.ckpt has no training.json beside it, so its W&B run is unknown: give another --folder to start afresh (nothing here is deleted).",
+        "r/last.ckpt has no training.json beside it, so the settings it was started with are unknown: give another --folder to start afresh (nothing here is deleted).",
     ),
 ]
 
