@@ -54,6 +54,7 @@ def colab(tmp_path_factory) -> Iterator[envs.Venv]:
     venv, _ = envs.build_colab(tmp_path_factory.mktemp("colab") / "venv", install_series=False)
     yield venv
     print(f"\nColab environment, seconds per step: {venv.timings}")
+    shutil.rmtree(venv.path, ignore_errors=True)  # 5.5 GB; pytest would keep three runs' worth
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +189,7 @@ def lowest(tmp_path_factory) -> Iterator[envs.Venv]:
     venv, _ = envs.build_lowest(tmp_path_factory.mktemp("lowest") / "venv")
     yield venv
     print(f"\nLowest environment, seconds per step: {venv.timings}")
+    shutil.rmtree(venv.path, ignore_errors=True)
 
 
 def test_lowest_environment_holds_the_lower_bounds(lowest):
