@@ -45,8 +45,10 @@ import json
 import os
 import warnings
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -79,7 +81,7 @@ PREEMPTED = 143  # the exit status after a clean stop on SIGTERM: 128 + signal 1
 def logged_pairs(parts: Sequence[RunRecord]) -> set[tuple[str, int]]:
     """Every (key, trainer/global_step) that the parts logged; a logged image or table `key` shows up in
     the history as `key.path`, `key._type`, ..., so each prefix of a dotted column counts as a key."""
-    pairs = set()
+    pairs: set[tuple[str, int]] = set()
     for part in parts:
         if "trainer/global_step" not in part.history:
             continue
@@ -95,14 +97,15 @@ class ResumedWandbLogger(WandbLogger):
     """A `WandbLogger` that leaves out each metric an earlier part of the run logged at that step, and
     first writes each scalar it logs to a ledger, `logged.jsonl`, that outlives a killed process."""
 
-    def __init__(self, ledger: Path, already_logged: set[tuple[str, int]] = frozenset(), **kwargs) -> None:
+    def __init__(
+        self, ledger: Path, already_logged: AbstractSet[tuple[str, int]] = frozenset(), **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.ledger = Path(ledger)
         self.already_logged = already_logged
         if self.ledger.exists() and not self.ledger.read_bytes().endswith(b"\n"):
-            with self.ledger.open(
-                "a"
-            ) as file:  # a line cut off by a kill: start the next on a line of its own
+            # A line cut off by a kill: start the next on a line of its own.
+            with self.ledger.open("a") as file:
                 file.write("\n")
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
@@ -158,7 +161,7 @@ class Resumption:
         }
         return cls(run_id, restored_step, ledger, parts, on_disk, lost)
 
-    def logger(self, **logger_args) -> ResumedWandbLogger:
+    def logger(self, **logger_args: Any) -> ResumedWandbLogger:
         """A logger into the same run that logs the lost values again, then leaves out what is on disk."""
         logger = ResumedWandbLogger(self.ledger, self.on_disk, id=self.run_id, resume="allow", **logger_args)
         for step in sorted({step for _, step in self.lost}):
@@ -208,13 +211,13 @@ class CommittedCheckpoints(pl.Callback):
             self.pending = False
 
     def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         if trainer.global_step % self.every_n_steps == 0:
             self._save(trainer)
 
     def on_train_batch_start(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
         self._commit()
 
@@ -299,7 +302,7 @@ def train(args: argparse.Namespace, callbacks: Sequence[pl.Callback] = ()) -> in
     if saved.get("wandb_run_id", run_id) != run_id:
         raise SystemExit(
             f"{display_path(checkpoints.last)} belongs to W&B run {saved['wandb_run_id']}, but training.json "
-            f"beside it names run {training['wandb_run_id']}: put each checkpoint back in its own training's "
+            f"beside it names run {run_id}: put each checkpoint back in its own training's "
             f"folder, or give another --folder to start afresh."
         )
     logger_args = {
