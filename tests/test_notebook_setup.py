@@ -58,7 +58,8 @@ def test_quiet_lightning_drops_device_lines_tips_and_fit_reports_only(lightning_
     fit_briefly()
     loud = list(lightning_messages)
     for start in DROPPED_LINES:
-        if start not in ("TPU available:", "HPU available:"):  # not every Lightning version logs these
+        # Not every Lightning version logs these (2.5.3, the lowest the series allows, gives no tip here).
+        if start not in ("TPU available:", "HPU available:", "💡 Tip:"):
             assert any(m.startswith(start) for m in loud), (start, loud)
 
     lightning_messages.clear()

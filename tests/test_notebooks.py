@@ -13,7 +13,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
-import tomllib
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10, the oldest requires-python allows: pytest brings tomli there
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -93,21 +97,13 @@ def test_setup_cell_does_nothing_outside_colab(notebook, monkeypatch):
     assert set(namespace) - {"__builtins__"} <= {"subprocess", "sys"}, sorted(namespace)
 
 
-def test_setup_cell_in_colab_installs_the_helpers_then_turns_on_widgets(notebook, monkeypatch):
+def test_setup_cell_in_colab_installs_the_helpers_and_nothing_else(notebook, monkeypatch):
     _, nb = notebook
-    (install, install_options), widgets = run_setup_cell(nb, monkeypatch, in_colab=True)[0]
-    assert install == [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "-q",
-        f"{PROJECT['name']} @ git+{REPOSITORY}",
-    ]
-    assert install_options == {"check": True}, "a failed install must stop the notebook"
-    assert not any(arg.startswith(("torch", "-U", "--upgrade", "--force", "--no-deps")) for arg in install)
-    # Colab draws ipywidgets 8 widgets (Lightning's progress bars) only with its custom widget manager.
-    assert widgets == (["enable_custom_widget_manager"], {})
+    calls, _ = run_setup_cell(nb, monkeypatch, in_colab=True)
+    install = [sys.executable, "-m", "pip", "install", "-q", f"{PROJECT['name']} @ git+{REPOSITORY}"]
+    # check=True: a failed install stops the notebook. No custom widget manager: Colab's ipywidgets 7 draws
+    # Lightning's bars, and the stand-in records a call to it if the cell made one.
+    assert calls == [(install, {"check": True})]
 
 
 def test_colab_install_names_this_package_and_leaves_colab_torch_alone(monkeypatch):

@@ -1,8 +1,8 @@
 """The `environments` tier: tests marked `environments` run only when `-m` names the marker.
 
 They build virtual environments (minutes, gigabytes of downloads), so a plain `pytest` (and
-`pytest -m "not slow"`) leaves them out, and `pytest -m environments` runs them. The marker is
-registered here until pyproject.toml's [tool.pytest.ini_options] declares it.
+`pytest -m "not slow"`) leaves them out, and `pytest -m environments` runs them. The marker is declared in
+pyproject.toml's [tool.pytest.ini_options].
 """
 
 from __future__ import annotations
@@ -10,13 +10,6 @@ from __future__ import annotations
 import pytest
 
 MARKER = "environments"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    if not any(line.startswith(MARKER + ":") for line in config.getini("markers")):
-        config.addinivalue_line(
-            "markers", f"{MARKER}: builds a virtual environment (select with -m {MARKER})"
-        )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
