@@ -10,9 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
-import sys
 import tempfile
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -21,23 +19,14 @@ from helpers import runfile, tracking
 from helpers.run_tables import collect_runs
 from helpers.runfile import BLOCK_SIZE, DamagedRunFileError, check_run_file
 from helpers.tracking import NoRunYetError, RunRecord, find_runs, read_run
+from tests.processes import command
 
 ROWS = 200
-SCRIPT = textwrap.dedent(
-    f"""
-    import wandb
-
-    run = wandb.init(project="tests", name="damage", config={{"notes": "n" * 40_000, "lr": 0.1}})
-    for step in range({ROWS}):
-        run.log({{"loss": 1 / (step + 1), "text": "t" * 200}})
-    run.finish()
-    """
-)
 
 
 @pytest.fixture(scope="module")
 def original(tmp_path_factory, run_offline) -> RunRecord:
-    _, (record,) = run_offline([sys.executable, "-c", SCRIPT], tmp_path_factory.mktemp("damage"))
+    _, (record,) = run_offline(command("damaged_runs_run", "--rows", ROWS), tmp_path_factory.mktemp("damage"))
     return record
 
 
