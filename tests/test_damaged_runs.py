@@ -224,23 +224,28 @@ def test_before_any_run_the_default_folder_gives_nothing_not_an_error(tmp_path, 
     assert not (tmp_path / "runs").exists()  # reading made no folder
 
 
-def test_a_file_still_being_written_is_read_once_it_is_complete(original, tmp_path):
-    """`wandb.finish()` can return before W&B has written a run's last records: read_run waits for them."""
+def read_while_written(target: Path, whole: bytes, delay: float) -> RunRecord:
+    """`read_run` on `target`'s folder while another thread writes the whole file into it after `delay` s."""
     import threading
     import time
 
-    whole = run_file(original).read_bytes()
-    target = damaged_copy(original, tmp_path, lambda data: data[: len(data) - 100])
-    assert check_run_file(target).problem  # cut off, as W&B's file looks while it is being written
-
     def finish_writing() -> None:
-        time.sleep(0.3)
+        time.sleep(delay)
         target.write_bytes(whole)
 
     writer = threading.Thread(target=finish_writing)
     writer.start()
-    record = read_run(target.parent)
-    writer.join()
+    try:
+        return read_run(target.parent)
+    finally:
+        writer.join()
+
+
+def test_a_file_still_being_written_is_read_once_it_is_complete(original, tmp_path):
+    """`wandb.finish()` can return before W&B has written a run's last records: read_run waits for them."""
+    target = damaged_copy(original, tmp_path, lambda data: data[: len(data) - 100])
+    assert check_run_file(target).problem  # cut off, as W&B's file looks while it is being written
+    record = read_while_written(target, run_file(original).read_bytes(), delay=0.3)
     assert not record.partial and len(record.history) == ROWS
 
 
@@ -258,21 +263,10 @@ def header_only(data: bytes) -> bytes:
 
 def test_a_file_holding_only_the_header_a_moment_after_finish_is_read_once_written(original, tmp_path):
     """Seen under load: `wandb.finish()` returned while the file held W&B's header alone, for seconds."""
-    import threading
-    import time
-
-    whole = run_file(original).read_bytes()
     target = damaged_copy(original, tmp_path, header_only)
     assert check_run_file(target).records == 1
-
-    def finish_writing() -> None:
-        time.sleep(2 * runfile.SETTLE_S)  # longer than a cut-off file is waited for
-        target.write_bytes(whole)
-
-    writer = threading.Thread(target=finish_writing)
-    writer.start()
-    record = read_run(target.parent)
-    writer.join()
+    # Longer than a cut-off file is waited for.
+    record = read_while_written(target, run_file(original).read_bytes(), delay=2 * runfile.SETTLE_S)
     assert not record.partial and len(record.history) == ROWS
 
 
