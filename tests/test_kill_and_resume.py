@@ -21,8 +21,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
-import textwrap
 from collections import Counter
 from pathlib import Path
 
@@ -31,6 +29,7 @@ import pytest
 from helpers.resumable import BOOKKEEPING, PREEMPTED, logged_pairs
 from helpers.tracking import NoRunYetError, find_runs, read_run
 from helpers.wandb_setup import offline_environment
+from tests.processes import command
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = ["--max-steps", "48", "--checkpoint-every", "8", "--log-every-n-steps", "1", "--val-every", "12"]
@@ -41,120 +40,6 @@ SETTINGS += ["--batch-size", "32", "--synthetic", "800"]  # 640 to train on: 20 
 # ledger.
 FLUSH_SECONDS = 0.2
 FLUSH = {"saving": "600"}
-
-# Imports helpers.resumable once, then runs each start given on the command line (JSON) in a forked process
-# with a callback that stops it at one moment: (signal, moment, step, whom). Writes each start's exit status
-# and output to the results file.
-DRIVER = textwrap.dedent(
-    """
-    import json, os, signal, sys, time, traceback
-    import psutil
-    import pytorch_lightning as pl
-    from helpers import resumable
-    from helpers.runfile import check_run_file
-
-    results_file, starts = sys.argv[1], json.loads(sys.argv[2])
-    FLUSH_SECONDS = float(sys.argv[3])
-
-    def descendants():
-        return [child.pid for child in psutil.Process().children(recursive=True)]
-
-    def run(stop, moment, at, whom, arguments, output, pids_file):
-        def die():
-            sys.stdout.flush()
-            # Wait until W&B's service stops adding to the run's file: it then holds what was logged so far.
-            import wandb
-            run_file = next(iter(__import__("pathlib").Path(wandb.run.dir).parent.glob("*.wandb")), None)
-            seen, settled, deadline = None, time.monotonic(), time.monotonic() + 10
-            while run_file is not None and time.monotonic() < deadline:
-                records = check_run_file(run_file).records
-                if records != seen:
-                    seen, settled = records, time.monotonic()
-                elif time.monotonic() - settled > max(1.0, 5 * FLUSH_SECONDS):
-                    break
-                time.sleep(FLUSH_SECONDS / 4)
-            with open(pids_file, "w") as file:
-                json.dump(descendants(), file)
-            if whom == "service-too":  # W&B's service runs in a session of its own
-                for pid in descendants():
-                    os.kill(pid, signal.SIGKILL)
-            os.kill(os.getpid(), signal.SIGKILL)
-
-        def act(now, at_step=None):
-            if moment != now or (at_step is not None and at_step != at):
-                return
-            if stop == "SIGKILL":
-                die()
-            elif stop == "SIGTERM":  # as from outside: Lightning's handler notes it and the training goes on
-                os.kill(os.getpid(), signal.SIGTERM)
-
-        class StopAt(pl.Callback):
-            def on_train_start(self, trainer, pl_module):
-                act("train_start")
-            def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-                act("batch_start", trainer.global_step)
-            def on_validation_batch_end(self, trainer, *args, **kwargs):
-                act("validation", trainer.global_step)
-            def on_save_checkpoint(self, trainer, pl_module, checkpoint):
-                act("saving", trainer.global_step)
-            def on_train_epoch_end(self, trainer, pl_module):
-                act("epoch_end", trainer.global_step)
-            def on_train_end(self, trainer, pl_module):
-                act("train_end")
-
-        log_metrics = resumable.ResumedWandbLogger.log_metrics
-        def log_or_die(self, metrics, step=None):
-            # "logging": after the checkpoint of the batch that makes step N is saved, before its metrics are
-            # logged (Lightning logs them with trainer/global_step N - 1).
-            if moment == "logging" and step == at - 1 and "train/loss_step" in metrics:
-                die()
-            log_metrics(self, metrics, step)
-        resumable.ResumedWandbLogger.log_metrics = log_or_die
-
-        with open(output, "w") as out, open(output + ".err", "w") as err:
-            os.dup2(out.fileno(), 1)
-            os.dup2(err.fileno(), 2)
-        code = 0
-        try:
-            resumable.main(arguments, callbacks=[StopAt()])
-        except SystemExit as stopped:
-            code = stopped.code if isinstance(stopped.code, int) else 1
-            if isinstance(stopped.code, str):
-                print(stopped.code, file=sys.stderr)
-        except BaseException:
-            traceback.print_exc()
-            code = 70
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            with open(pids_file, "w") as file:
-                json.dump(descendants(), file)
-            os._exit(code)
-
-    results = []
-    for number, (stop, moment, step, whom, arguments) in enumerate(starts):
-        output, pids_file = f"{results_file}.{number}.out", f"{results_file}.{number}.pids"
-        pid = os.fork()
-        if pid == 0:
-            run(stop, moment, step, whom, arguments, output, pids_file)
-        _, status = os.waitpid(pid, 0)
-        deadline = time.monotonic() + 60  # W&B's service outlives a killed training for a moment
-        for service in json.load(open(pids_file)) if os.path.exists(pids_file) else []:
-            while psutil.pid_exists(service) and psutil.Process(service).status() != psutil.STATUS_ZOMBIE:
-                if time.monotonic() > deadline:
-                    sys.exit(f"process {service} of start {number} did not end within 60 s")
-                time.sleep(0.1)
-        results.append(
-            {
-                "status": os.waitstatus_to_exitcode(status),
-                "stdout": open(output).read(),
-                "stderr": open(output + ".err").read()[-3000:],
-            }
-        )
-    with open(results_file, "w") as file:
-        json.dump(results, file)
-    """
-)
 
 # (signal, moment, step, whom), in the order they happen along the training.
 STOPS = [
@@ -181,9 +66,13 @@ def _environment(folder: Path) -> dict:
 def _drive(folder: Path, starts: list) -> list[dict]:
     """Run `starts` one after the other, each in a process of its own; their exit statuses and outputs."""
     results = folder / "results.json"
-    command = [sys.executable, "-c", DRIVER, str(results), json.dumps(starts), str(FLUSH_SECONDS)]
     driver = subprocess.run(
-        command, cwd=folder, env=_environment(folder), capture_output=True, text=True, timeout=600
+        command("kill_driver", results, json.dumps(starts), FLUSH_SECONDS),
+        cwd=folder,
+        env=_environment(folder),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert driver.returncode == 0 and results.exists(), driver.stderr[-3000:]
     return json.loads(results.read_text())
