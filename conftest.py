@@ -1,4 +1,4 @@
-"""The whole suite's collection rules, and one notebook run as another CPU would compute it.
+"""The suite's collection rules, one notebook run as another CPU would compute it, no W&B service shared.
 
 Notebooks: every cell nbval collects from a `.ipynb` file is marked `slow` (each notebook trains), so that
 `pytest -m "not slow"` leaves them out. Under `--lf` a notebook that had a failing cell is rerun whole: a
@@ -17,6 +17,7 @@ import os
 import pytest
 
 from helpers.notebook import LEAFSPEC_WARNING
+from helpers.wandb_setup import SERVICE_VARIABLE
 
 OTHER_CPU_NOTEBOOK = "01_pytorch_training_loop.ipynb"
 OTHER_CPU = {"ATEN_CPU_CAPABILITY": "default"}
@@ -51,6 +52,14 @@ def pytest_make_collect_report(collector: pytest.Collector):
         if last_failed.active and any(cell in last_failed.lastfailed for cell in cells):
             last_failed.lastfailed.update(dict.fromkeys(cells, True))
     return report
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """Forget the W&B service a test started here: `wandb.init` leaves its address in the environment.
+
+    Else nbval's kernels, and the processes later tests start, would log through it, as no reader's do.
+    """
+    os.environ.pop(SERVICE_VARIABLE, None)
 
 
 @pytest.hookimpl(wrapper=True)

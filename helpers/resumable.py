@@ -63,7 +63,7 @@ from helpers.data import MNISTDataModule, tensor_batches
 from helpers.models import MNISTClassifier
 from helpers.paths import display_path, runs_dir
 from helpers.tracking import RunRecord, find_runs, read_run
-from helpers.wandb_setup import WANDB_PROJECT, setup_wandb
+from helpers.wandb_setup import WANDB_PROJECT, own_wandb_service, setup_wandb
 
 SETTINGS = (
     "max_steps",
@@ -427,6 +427,7 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[pl.Callback] = (
         check_positive_number("--wandb-flush-seconds", args.wandb_flush_seconds)
     except ValueError as error:
         parser().error(str(error))
+    own_wandb_service()  # a killed training's run must end with it, not stay open in a parent's service
     setup_wandb()
     return train(args, callbacks)
 

@@ -18,6 +18,9 @@ from helpers.paths import runs_dir
 WANDB_PROJECT = "lightning-wandb-tutorials"  # the W&B project every run of the series logs to
 WANDB_MODES = ("online", "offline", "disabled", "shared")
 DEFAULT_BASE_URL = "https://api.wandb.ai"
+# Where a process that has started W&B's service (at its first `wandb.init`) leaves the service's address:
+# the processes it starts inherit the variable and log through that service instead of starting their own.
+SERVICE_VARIABLE = "WANDB_SERVICE"
 
 
 def _netrc_has_key(base_url: str) -> bool:
@@ -54,6 +57,15 @@ def use_repo_folders() -> Path:
     os.environ.setdefault("WANDB_CACHE_DIR", str(base / "wandb-cache"))
     os.environ.setdefault("WANDB_ARTIFACT_DIR", str(base / "artifacts"))
     return base
+
+
+def own_wandb_service() -> None:
+    """Forget a W&B service inherited from the parent process: this process's runs get one of their own.
+
+    A training that may be killed needs its own: the parent's service would keep a killed training's run
+    open, and the next start could not resume it ("run ID ... is in use"). Call it before `wandb.init`.
+    """
+    os.environ.pop(SERVICE_VARIABLE, None)
 
 
 def offline_environment(folder: str | os.PathLike) -> dict[str, str]:

@@ -21,6 +21,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -28,7 +29,7 @@ import pytest
 
 from helpers.resumable import BOOKKEEPING, PREEMPTED, logged_pairs
 from helpers.tracking import NoRunYetError, find_runs, read_run
-from helpers.wandb_setup import offline_environment
+from helpers.wandb_setup import SERVICE_VARIABLE, offline_environment
 from tests.processes import command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -227,6 +228,36 @@ def test_a_resume_with_other_settings_is_refused_in_one_sentence(stopped):
     assert "was started with --max-steps 48: resume it with the same settings, or give another" in str(
         refused.value
     )
+
+
+@pytest.mark.slow
+def test_the_command_starts_its_own_wandb_service_not_its_parents(tmp_path):
+    """A parent that ran `wandb.init` (a notebook's kernel) leaves its service's address in WANDB_SERVICE. A
+    training started from it must not log through that service, which would keep a killed training's run open
+    and refuse the next start ("run ID ... is in use"): the command ignores the variable. Here it names a
+    socket nobody listens on, so a command that used it could not log at all."""
+    env = _environment(tmp_path)
+    env[SERVICE_VARIABLE] = f"3-{os.getpid()}-unix-{tmp_path / 'no-service-here.sock'}"
+    small = ["--max-steps", "2", "--checkpoint-every", "1", "--val-every", "2", "--batch-size", "32"]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "helpers.resumable",
+            "--folder",
+            str(tmp_path / "training"),
+            *small,
+            "--synthetic",
+            "64",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "is finished (2 steps)" in result.stdout, result.stdout
 
 
 def test_a_checkpoint_of_another_run_is_refused_in_one_sentence(tmp_path):
