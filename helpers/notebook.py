@@ -8,7 +8,8 @@ import warnings
 from importlib.metadata import version
 
 # The starts of Lightning's info lines that say nothing about the lesson: which accelerators exist (they
-# differ between machines), tips that advertise its cloud products, and what it reports on every fit.
+# differ between machines), tips that advertise its cloud products, what it reports on every fit, and the
+# seed `seed_everything` was given (the cell that calls it shows it).
 DROPPED_LINES = (
     "GPU available:",
     "TPU available:",
@@ -17,8 +18,10 @@ DROPPED_LINES = (
     "Loading `train_dataloader` to estimate number of stepping batches.",
     "`Trainer.fit` stopped:",
     "`Trainer(limit_",  # "`Trainer(limit_val_batches=1)` was configured so 1 batch will be used."
+    "Seed set to",
 )
-LIGHTNING_INFO_LOGGER = "pytorch_lightning.utilities.rank_zero"
+# The loggers those lines go to: Lightning's, and that of `seed_everything` (Lightning Fabric's).
+LIGHTNING_INFO_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.seed")
 # Lightning 2.6 still builds a pytree LeafSpec, which torch 2.14 deprecates; nothing a reader can fix.
 # The test suite ignores it too (the root conftest.py), through this pattern.
 LEAFSPEC_WARNING = r".*isinstance\(treespec, LeafSpec\)"
@@ -39,13 +42,14 @@ class _DropLines(logging.Filter):
 
 
 def quiet_lightning() -> None:
-    """Hide Lightning's device lines, tips and fit reports, and a deprecation warning from inside it.
+    """Hide Lightning's device lines, tips, fit reports and seed line, and a deprecation warning it causes.
 
     Every other message (summaries, warnings about your own code) stays. Calling it again adds nothing.
     """
-    logger = logging.getLogger(LIGHTNING_INFO_LOGGER)
-    if not any(isinstance(f, _DropLines) for f in logger.filters):
-        logger.addFilter(_DropLines())
+    for name in LIGHTNING_INFO_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropLines) for f in logger.filters):
+            logger.addFilter(_DropLines())
     warnings.filterwarnings("ignore", message=LEAFSPEC_WARNING, category=FutureWarning)
 
 

@@ -11,7 +11,7 @@ from pytorch_lightning.utilities import rank_zero_info
 from torch.utils.data import DataLoader, TensorDataset
 
 from helpers.models import MNISTClassifier
-from helpers.notebook import DROPPED_LINES, LIGHTNING_INFO_LOGGER, quiet_lightning, setup_notebook, versions
+from helpers.notebook import DROPPED_LINES, LIGHTNING_INFO_LOGGERS, quiet_lightning, setup_notebook, versions
 
 
 class _Collect(logging.Handler):
@@ -26,19 +26,22 @@ class _Collect(logging.Handler):
 @pytest.fixture
 def lightning_messages():
     """The messages Lightning logs while the test runs; the filters the test added are removed after."""
-    logger = logging.getLogger(LIGHTNING_INFO_LOGGER)
-    filters, level = list(logger.filters), logger.level
+    loggers = [logging.getLogger(name) for name in LIGHTNING_INFO_LOGGERS]
+    saved = [(list(logger.filters), logger.level) for logger in loggers]
     handler = _Collect()
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
     yield handler.messages
-    logger.removeHandler(handler)
-    logger.filters[:] = filters
-    logger.setLevel(level)
+    for logger, (filters, level) in zip(loggers, saved, strict=True):
+        logger.removeHandler(handler)
+        logger.filters[:] = filters
+        logger.setLevel(level)
 
 
 def fit_briefly() -> None:
-    """Build a Trainer and fit MNISTClassifier for one batch of random images: Lightning's usual messages."""
+    """Seed, then fit MNISTClassifier on one batch of random images: Lightning's usual messages."""
+    pl.seed_everything(0)
     images, labels = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
     loader = DataLoader(TensorDataset(images, labels), batch_size=4)
     trainer = pl.Trainer(
@@ -54,7 +57,7 @@ def fit_briefly() -> None:
     rank_zero_info("a message about the reader's own code")  # the logger Lightning's info lines go to
 
 
-def test_quiet_lightning_drops_device_lines_tips_and_fit_reports_only(lightning_messages):
+def test_quiet_lightning_drops_device_lines_tips_fit_reports_and_the_seed_line_only(lightning_messages):
     fit_briefly()
     loud = list(lightning_messages)
     for start in DROPPED_LINES:
@@ -70,7 +73,7 @@ def test_quiet_lightning_drops_device_lines_tips_and_fit_reports_only(lightning_
     kept = [m for m in loud if not m.startswith(DROPPED_LINES)]
     assert kept and lightning_messages == kept, "only those lines go; every other message stays"
     assert "a message about the reader's own code" in kept
-    assert len(logging.getLogger(LIGHTNING_INFO_LOGGER).filters) == 1
+    assert all(len(logging.getLogger(name).filters) == 1 for name in LIGHTNING_INFO_LOGGERS)
 
 
 def test_versions_names_python_and_each_library_as_imported():
