@@ -1,4 +1,4 @@
-"""The suite's collection rules, one notebook run as another CPU would compute it, no W&B service shared.
+"""The suite's collection rules: notebooks on another CPU, 03 run once, no W&B service shared between tests.
 
 Notebooks: every cell nbval collects from a `.ipynb` file is marked `slow` (each notebook trains), so that
 `pytest -m "not slow"` leaves them out. Under `--lf` a notebook that had a failing cell is rerun whole: a
@@ -8,11 +8,16 @@ Another CPU: PyTorch chooses its CPU kernels by processor (AVX-512, AVX2 or gene
 the last digits of a float its own way: a checked cell that prints an exact loss or accuracy passes on the
 machine that stored it and fails on a reader's. The kernel of `OTHER_CPU_NOTEBOOK` starts with PyTorch's
 generic kernels, which no machine uses by default, so such a cell fails here too.
+
+Run once: the browser test runs the training notebook (03) in JupyterLab and compares its checked cells'
+outputs with the stored ones, as nbval does; where that test runs, nbval's run of 03 is left out.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from pathlib import Path
 
 import pytest
 
@@ -21,11 +26,31 @@ from helpers.wandb_setup import SERVICE_VARIABLE
 
 OTHER_CPU_NOTEBOOK = "01_pytorch_training_loop.ipynb"
 OTHER_CPU = {"ATEN_CPU_CAPABILITY": "default"}
+BROWSER_RUN_TEST = "test_training_notebook_runs_in_the_browser"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Ignore in tests the Lightning deprecation warning that notebooks hide too (stated once, in helpers)."""
+    """Ignore in tests the Lightning deprecation warning that notebooks hide too (stated once, in helpers);
+    run the training notebook once."""
     config.addinivalue_line("filterwarnings", f"ignore:{LEAFSPEC_WARNING}:FutureWarning")
+    config.pluginmanager.register(TrainingNotebookRunOnce(), "training-notebook-run-once")
+
+
+class TrainingNotebookRunOnce:
+    """Leave out nbval's run of the notebook that the browser test runs (and checks as nbval does)."""
+
+    @pytest.hookimpl(trylast=True)  # after -m and -k have chosen the items
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        from scripts.jupyterlab_browser import TRAINING_NOTEBOOK, find_chromium
+
+        browser_runs_it = any(item.name.startswith(BROWSER_RUN_TEST) for item in items)
+        if not (browser_runs_it and find_chromium() and importlib.util.find_spec("playwright")):
+            return  # the browser test is not selected, or skips: nbval runs the notebook
+        name = Path(TRAINING_NOTEBOOK).name
+        left_out = [item for item in items if is_notebook_cell(item) and item.path.name == name]
+        if left_out:
+            config.hook.pytest_deselected(items=left_out)
+            items[:] = [item for item in items if item not in left_out]
 
 
 def is_notebook_cell(item: pytest.Item) -> bool:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from helpers.wandb_setup import offline_environment
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Browser, Page
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = ROOT / "notebooks"
@@ -210,8 +210,8 @@ def jupyterlab(
 
 
 @contextmanager
-def chromium_page(viewport: tuple[int, int] = (1280, 800)) -> Iterator[Page]:
-    """A page in headless Debian Chromium, driven by Playwright, closed on exit."""
+def chromium() -> Iterator[Browser]:
+    """Headless Debian Chromium, driven by Playwright, closed on exit: open pages with `new_page`."""
     from playwright.sync_api import sync_playwright
 
     executable = find_chromium()
@@ -220,11 +220,23 @@ def chromium_page(viewport: tuple[int, int] = (1280, 800)) -> Iterator[Page]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=list(CHROMIUM_FLAGS))
         try:
-            page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
-            page.set_default_timeout(120_000)  # JupyterLab's first load on a busy 2-core machine
-            yield page
+            yield browser
         finally:
             browser.close()
+
+
+def new_page(browser: Browser, viewport: tuple[int, int] = (1280, 800)) -> Page:
+    """A fresh page (its own tab, nothing shared with other pages but the browser process)."""
+    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    page.set_default_timeout(120_000)  # JupyterLab's first load on a busy 2-core machine
+    return page
+
+
+@contextmanager
+def chromium_page(viewport: tuple[int, int] = (1280, 800)) -> Iterator[Page]:
+    """A page in a Chromium of its own, closed on exit."""
+    with chromium() as browser:
+        yield new_page(browser, viewport)
 
 
 # The notebook panel JupyterLab shows, and whether its kernel is up and idle.
@@ -251,8 +263,38 @@ def _wait_quietly(page: Page, predicate: str, timeout: float) -> bool:
 
 
 def open_notebook(page: Page, lab: Lab, relative: str, timeout: float = 120) -> None:
-    """Open `relative` (a path under the lab's folder) and wait until its kernel is idle."""
+    """Load the lab with `relative` (a path under the lab's folder) open; wait until its kernel is idle."""
     page.goto(lab.url(f"lab/tree/{relative}?reset"))  # reset: none of an earlier page's tabs
+    _wait_until_shown(page, timeout)
+
+
+def open_in_loaded_lab(page: Page, relative: str, timeout: float = 120) -> None:
+    """Open `relative` in the lab the page has loaded already, as a reader opens a second notebook.
+
+    Quicker than `open_notebook`, which loads the whole lab again; close it with `close_all`.
+    """
+    page.evaluate("path => window.jupyterapp.commands.execute('docmanager:open', {path})", relative)
+    page.wait_for_function(
+        "path => window.jupyterapp.shell.currentWidget?.context?.path === path",
+        arg=relative,
+        timeout=timeout * 1000,
+    )
+    _wait_until_shown(page, timeout)
+
+
+def close_all(page: Page) -> None:
+    """Close every tab of the lab (without saving: the lab never saves on its own here)."""
+    page.evaluate(
+        """async () => {
+            for (const widget of [...window.jupyterapp.shell.widgets('main')]) {
+                if (widget.context) await widget.context.sessionContext.shutdown();
+                widget.dispose();
+            }
+        }"""
+    )
+
+
+def _wait_until_shown(page: Page, timeout: float) -> None:
     page.wait_for_function(_KERNEL_IDLE, timeout=timeout * 1000)
     # Saved widget views are restored from the notebook's metadata once the widget manager is ready;
     # one that never is keeps saying "Loading widget...", which `read_cells` reports.

@@ -14,8 +14,11 @@ import importlib.util
 import json
 import os
 import struct
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -24,10 +27,13 @@ from scripts.jupyterlab_browser import (
     TRAINING_NOTEBOOK,
     CellView,
     Lab,
-    chromium_page,
+    chromium,
+    close_all,
     execution_problems,
     find_chromium,
     jupyterlab,
+    new_page,
+    open_in_loaded_lab,
     open_notebook,
     read_cells,
     run_notebook,
@@ -36,6 +42,9 @@ from scripts.jupyterlab_browser import (
     scroll_through,
     widget_problems,
 )
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -114,12 +123,31 @@ def lab(tmp_path_factory) -> Iterator[Lab]:
         yield lab
 
 
-@pytest.fixture
-def page():
-    """A fresh page in headless Chromium (a page per test: no tab or unsaved notebook carries over)."""
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium, started once for the module's tests."""
     require_browser()
-    with chromium_page() as page:
-        yield page
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(browser) -> Iterator[Page]:
+    """A fresh page (a page per test: no tab or unsaved notebook carries over)."""
+    page = new_page(browser)
+    yield page
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def loaded_lab(lab, browser) -> Iterator[Page]:
+    """A page with the working lab loaded once; each test that uses it opens its notebook and closes it."""
+    page = new_page(browser)
+    page.goto(lab.url("lab?reset"))
+    page.wait_for_function("() => window.jupyterapp !== undefined")
+    page.evaluate("() => window.jupyterapp.restored")  # its layout restored: nothing replaces what opens next
+    yield page
+    page.close()
 
 
 def test_training_notebook_runs_in_the_browser_with_live_progress_bars(lab, page, tmp_path):
@@ -137,6 +165,14 @@ def test_training_notebook_runs_in_the_browser_with_live_progress_bars(lab, page
     plots = [c for c in cells if c.images]
     assert plots and not any(c.broken_images for c in plots), "the curves are not drawn"
 
+    # The checks nbval makes of this notebook, made here (the root conftest.py then leaves nbval's run out).
+    stored = [cell for cell in json.loads(committed.read_text())["cells"] if cell["cell_type"] == "code"]
+    checked = [i for i, cell in enumerate(stored) if "nbval-check-output" in cell["metadata"].get("tags", [])]
+    now = saved_outputs(page)
+    assert checked and len(now) == len(stored)
+    for i in checked:
+        assert checked_outputs(now[i]) == checked_outputs(stored[i]["outputs"]), "".join(stored[i]["source"])
+
     picture = tmp_path / "jupyterlab.png"
     screenshot(page, picture, cells)
     header = picture.read_bytes()[:24]
@@ -145,6 +181,44 @@ def test_training_notebook_runs_in_the_browser_with_live_progress_bars(lab, page
 
     lab.shutdown_kernels()
     assert digest(committed) == before, "the browser run changed the committed notebook"
+
+
+def test_nbval_leaves_out_the_training_notebook_only_where_the_browser_test_runs_it():
+    require_browser()
+    notebook = NOTEBOOKS_DIR / Path(TRAINING_NOTEBOOK).name
+    browser_run = "tests/test_browser.py::test_training_notebook_runs_in_the_browser_with_live_progress_bars"
+
+    def collected_cells(*options: str) -> int:
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            str(notebook),
+            browser_run,
+            *options,
+        ]
+        listing = subprocess.run(command, cwd=NOTEBOOKS_DIR.parent, capture_output=True, text=True).stdout
+        return sum(f"{notebook.name}::" in line for line in listing.splitlines())
+
+    code_cells = sum(cell["cell_type"] == "code" for cell in json.loads(notebook.read_text())["cells"])
+    assert collected_cells() == 0
+    assert collected_cells("-m", "not browser") == code_cells
+
+
+def checked_outputs(outputs: list[dict]) -> dict[str, str]:
+    """What nbval compares of a checked cell: each stream's text, and each other output's plain text."""
+    texts: dict[str, str] = {}
+    for output in outputs:
+        if output["output_type"] == "stream":
+            key, text = output["name"], output["text"]
+        elif "text/plain" in output.get("data", {}):
+            key, text = "text/plain", output["data"]["text/plain"]
+        else:
+            continue
+        texts[key] = texts.get(key, "") + ("".join(text) if isinstance(text, list) else text)
+    return texts
 
 
 def test_notebook_progress_bar_is_live_in_the_lab_and_saved_with_its_final_line(lab, page):
@@ -191,12 +265,14 @@ def stored_output_problems(cells: list[CellView], notebook: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("name", NOTEBOOK_NAMES)
-def test_stored_notebook_renders_its_saved_outputs(lab, page, name):
+def test_stored_notebook_renders_its_saved_outputs(lab, loaded_lab, name):
     copy = lab.root / "notebooks" / name  # what the lab shows: the notebook as the lab started
-    open_notebook(page, lab, f"notebooks/{name}")
-    scroll_through(page)
-    cells = read_cells(page)
-    lab.shutdown_kernels()
+    open_in_loaded_lab(loaded_lab, f"notebooks/{name}")
+    try:
+        scroll_through(loaded_lab)
+        cells = read_cells(loaded_lab)
+    finally:
+        close_all(loaded_lab)
     assert len(cells) == sum(c["cell_type"] == "code" for c in json.loads(copy.read_text())["cells"])
     assert not stored_output_problems(cells, copy), stored_output_problems(cells, copy)
 
@@ -212,7 +288,7 @@ def write_notebook(path: Path, sources: list[str]) -> None:
 @pytest.mark.parametrize(
     "setup", ["working", "widgets extension disabled", "ipywidgets missing from the kernel"]
 )
-def test_a_broken_widget_setup_is_caught(setup, tmp_path, request):
+def test_a_broken_widget_setup_is_caught(setup, tmp_path, request, page):
     """The checks above fail when Lightning's bar cannot render as a widget, though every cell runs.
 
     The same tiny training shows a live bar in the working lab, so the failures are the setup's.
@@ -228,7 +304,7 @@ def test_a_broken_widget_setup_is_caught(setup, tmp_path, request):
         hidden.mkdir()
         (hidden / "ipywidgets.py").write_text('raise ImportError("ipywidgets is hidden from this kernel")\n')
         context = jupyterlab(tmp_path / "lab", python_path=hidden, trust=True)
-    with context as lab, chromium_page() as page:
+    with context as lab:
         write_notebook(lab.root / "tiny_training.ipynb", TINY_TRAINING)
         cells = run_notebook(page, lab, "tiny_training.ipynb", timeout=RUN_TIMEOUT)
         assert not execution_problems(cells), execution_problems(cells)
