@@ -19,6 +19,7 @@ DROPPED_LINES = (
     "`Trainer.fit` stopped:",
     "`Trainer(limit_",  # "`Trainer(limit_val_batches=1)` was configured so 1 batch will be used."
     "Seed set to",
+    "Trainer already configured with model summary callbacks",  # the reader's own ModelSummary replaces it
 )
 # The loggers those lines go to: Lightning's, and that of `seed_everything` (Lightning Fabric's).
 LIGHTNING_INFO_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.seed")

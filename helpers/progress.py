@@ -123,6 +123,20 @@ class NotebookProgressBar(TQDMProgressBar):
         """The test bar, as TQDMProgressBar makes it (kept when done)."""
         return self._new_bar("Testing", 2 * self.process_position, leave=True)
 
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        """Give the training bar its total and epoch when a fit resumed in the middle of an epoch.
+
+        Lightning then skips `on_train_epoch_start`, where TQDMProgressBar sets both, and the bar would end
+        as `Training: 420/?`: not finished, and with no epoch.
+        """
+        bar = self.train_progress_bar
+        total = self.total_train_batches
+        if bar.total is None and not bar.disable and total != float("inf"):
+            bar.total = int(total)
+            bar.set_description(f"Epoch {trainer.current_epoch}")
+
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:

@@ -7,6 +7,7 @@ import logging
 import pytest
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import ModelSummary
 from pytorch_lightning.utilities import rank_zero_info
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -46,6 +47,7 @@ def fit_briefly() -> None:
     loader = DataLoader(TensorDataset(images, labels), batch_size=4)
     trainer = pl.Trainer(
         accelerator="cpu",
+        callbacks=[ModelSummary(max_depth=1)],
         logger=False,
         max_epochs=1,
         limit_train_batches=1,

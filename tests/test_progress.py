@@ -60,9 +60,14 @@ CELLS = {
         "except RuntimeError as error:\n"
         "    print(error)"
     ),
+    "resumed fit": (
+        "interrupted.save_checkpoint('mid_epoch.ckpt')  # after step 3 of 5\n"
+        "warnings.filterwarnings('ignore', \"You're resuming from a checkpoint that ended before\")\n"
+        "trainer(NotebookProgressBar(refresh_rate=3)).fit(model, data(40), ckpt_path='mid_epoch.ckpt')"
+    ),
     "lightning's bar": "trainer(TQDMProgressBar(refresh_rate=3)).fit(model, data(40), data(24))",
 }
-FINISHED_CELLS = ["fit", "test", "validate and predict"]
+FINISHED_CELLS = ["fit", "test", "validate and predict", "resumed fit"]
 
 
 @pytest.fixture(scope="module")
