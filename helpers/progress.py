@@ -77,11 +77,14 @@ class NotebookProgressBar(TQDMProgressBar):
         """Take TQDMProgressBar's arguments; remember the bars made so an exception can close them."""
         super().__init__(refresh_rate=refresh_rate, process_position=process_position, leave=leave)
         self._bars: list[StoredLineTqdm] = []
+        self._training_bar: Tqdm | None = None
+        self._train_batches_done = 0
 
     def __getstate__(self) -> dict:
         """Pickle without the bars, as TQDMProgressBar does (tqdm objects cannot be pickled)."""
         state = super().__getstate__()
         state["_bars"] = []
+        state["_training_bar"] = None
         return state
 
     def _new_bar(self, desc: str, position: int, leave: bool, **kwargs: Any) -> Tqdm:
@@ -107,7 +110,10 @@ class NotebookProgressBar(TQDMProgressBar):
 
     def init_train_tqdm(self) -> Tqdm:
         """The training bar, as TQDMProgressBar makes it (kept when done)."""
-        return self._new_bar(self.train_description, 2 * self.process_position, leave=True, smoothing=0)
+        self._training_bar = self._new_bar(
+            self.train_description, 2 * self.process_position, leave=True, smoothing=0
+        )
+        return self._training_bar
 
     def init_predict_tqdm(self) -> Tqdm:
         """The prediction bar, as TQDMProgressBar makes it (kept when done)."""
@@ -137,10 +143,24 @@ class NotebookProgressBar(TQDMProgressBar):
             bar.total = int(total)
             bar.set_description(f"Epoch {trainer.current_epoch}")
 
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        """Update the bar as TQDMProgressBar does (every `refresh_rate` batches); count every batch done."""
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        self._train_batches_done = batch_idx + 1
+
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
-        """Close the bars an exception left open, so that their stored text shows where the run stopped."""
+        """Close the bars an exception left open, so that their stored text shows where the run stopped.
+
+        The training bar first counts the batches done since its last redraw (every `refresh_rate` batches).
+        """
+        bar = self._training_bar
+        if bar is not None and not bar.disable and bar.n < self._train_batches_done:
+            bar.n = self._train_batches_done
+            bar.refresh()
         for bar in self._bars:
             bar.close()
         self._bars = []

@@ -54,7 +54,7 @@ CELLS = {
         "predictions = evaluator.predict(model, data(16))"
     ),
     "interrupted fit": (
-        "interrupted = trainer(NotebookProgressBar(refresh_rate=3), Interrupt())\n"
+        "interrupted = trainer(NotebookProgressBar(refresh_rate=2), Interrupt())  # redrawn at 2, not 3\n"
         "try:\n"
         "    interrupted.fit(model, data(40))\n"
         "except RuntimeError as error:\n"
