@@ -100,8 +100,8 @@ class MNISTClassifier(pl.LightningModule):
         # Every step: add the batch to the epoch means (torchmetrics' update() is cheap and syncs under DDP).
         self.train_loss.update(loss.detach())
         self.train_accuracy.update(logits, labels)
-        # The logger writes one step in `log_every_n_steps` (50 by default) and a self.log call costs about
-        # 0.3 ms, so the per-step values are logged only on the steps it writes.
+        # The logger writes one step in `log_every_n_steps` (50 by default), and each self.log call takes
+        # time, so the per-step values are logged only on the steps it writes.
         if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
             self.log("train/loss_step", loss, prog_bar=True)
             accuracy = multiclass_accuracy(logits, labels, num_classes=10, average="micro")
