@@ -85,6 +85,8 @@ class MNISTClassifier(pl.LightningModule):
         self.save_hyperparameters()  # stored in checkpoints, and sent to the logger's config
         # channels_last: the convolutions' faster memory layout on CPUs and GPUs (same numbers, less time)
         self.model = ConvNet(channels, hidden, dropout).to(memory_format=torch.channels_last)
+        # One image's shape: the model summary then shows each layer's input and output sizes and its FLOPs.
+        self.example_input_array = torch.zeros(1, 1, 28, 28)
         self.train_loss = MeanMetric()
         self.train_accuracy = MulticlassAccuracy(num_classes=10, average="micro")
         self.val_accuracy = MulticlassAccuracy(num_classes=10, average="micro")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import sys
 import warnings
 from importlib.metadata import version
 
@@ -21,6 +22,8 @@ DROPPED_LINES = (
     "Seed set to",
     "Trainer already configured with model summary callbacks",  # the reader's own ModelSummary replaces it
 )
+# Lightning's own logger, whose handler prints its info lines (it is the parent of the first logger below).
+LIGHTNING_LOGGER = "pytorch_lightning"
 # The loggers those lines go to: Lightning's, and that of `seed_everything` (Lightning Fabric's).
 LIGHTNING_INFO_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.seed")
 # Lightning 2.6 still builds a pytree LeafSpec, which torch 2.14 deprecates; nothing a reader can fix.
@@ -61,7 +64,18 @@ def versions() -> str:
     )
 
 
+def lightning_info_to_stdout() -> None:
+    """Print Lightning's info lines (the model summary, a restored checkpoint) as the cell's ordinary output.
+
+    Lightning writes them to stderr, which JupyterLab shows in a red box that reads as an error.
+    """
+    for handler in logging.getLogger(LIGHTNING_LOGGER).handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stdout)
+
+
 def setup_notebook() -> None:
-    """Quiet Lightning's noise (`quiet_lightning`) and print the versions line: a notebook's first call."""
+    """Quiet Lightning (`quiet_lightning`), show its info lines as output, and print the versions line."""
     quiet_lightning()
+    lightning_info_to_stdout()
     print(versions())

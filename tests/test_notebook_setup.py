@@ -40,6 +40,20 @@ def lightning_messages():
         logger.setLevel(level)
 
 
+@pytest.fixture
+def lightning_handlers():
+    """Lightning's own stream handlers; the streams they print to are put back after the test."""
+    from helpers.notebook import LIGHTNING_LOGGER
+
+    handlers = [
+        h for h in logging.getLogger(LIGHTNING_LOGGER).handlers if isinstance(h, logging.StreamHandler)
+    ]
+    streams = [handler.stream for handler in handlers]
+    yield handlers
+    for handler, stream in zip(handlers, streams, strict=True):
+        handler.stream = stream  # not setStream, which would flush the test's closed capture
+
+
 def fit_briefly() -> None:
     """Seed, then fit MNISTClassifier on one batch of random images: Lightning's usual messages."""
     pl.seed_everything(0)
@@ -93,7 +107,9 @@ def test_versions_names_python_and_each_library_as_imported():
     assert f"wandb {wandb.__version__}" in line
 
 
-def test_setup_notebook_prints_the_versions_and_hides_lightnings_leafspec_warning(capsys, lightning_messages):
+def test_setup_notebook_prints_the_versions_and_hides_lightnings_leafspec_warning(
+    capsys, lightning_messages, lightning_handlers
+):
     import warnings
 
     with warnings.catch_warnings(record=True) as caught:
@@ -103,3 +119,16 @@ def test_setup_notebook_prints_the_versions_and_hides_lightnings_leafspec_warnin
         warnings.warn("a warning about the reader's own code", FutureWarning, stacklevel=1)
     assert capsys.readouterr().out == versions() + "\n"
     assert [str(w.message) for w in caught] == ["a warning about the reader's own code"]
+
+
+def test_lightning_info_lines_print_to_stdout_after_setup(capsys, lightning_handlers):
+    import sys
+
+    from helpers.notebook import lightning_info_to_stdout
+
+    assert lightning_handlers, "Lightning prints its info lines through a handler of its own"
+    lightning_info_to_stdout()
+    rank_zero_info("a model summary")
+    printed = capsys.readouterr()
+    assert "a model summary" in printed.out and "a model summary" not in printed.err
+    assert all(handler.stream is sys.stdout for handler in lightning_handlers)
