@@ -41,11 +41,12 @@ class TrainingNotebookRunOnce:
 
     @pytest.hookimpl(trylast=True)  # after -m and -k have chosen the items
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        if not any(item.name.startswith(BROWSER_RUN_TEST) for item in items):
+            return  # the browser test is not selected: nbval runs the notebook
         from scripts.jupyterlab_browser import TRAINING_NOTEBOOK, find_chromium
 
-        browser_runs_it = any(item.name.startswith(BROWSER_RUN_TEST) for item in items)
-        if not (browser_runs_it and find_chromium() and importlib.util.find_spec("playwright")):
-            return  # the browser test is not selected, or skips: nbval runs the notebook
+        if not (find_chromium() and importlib.util.find_spec("playwright")):
+            return  # the browser test skips: nbval runs the notebook
         name = Path(TRAINING_NOTEBOOK).name
         left_out = [item for item in items if is_notebook_cell(item) and item.path.name == name]
         if left_out:
