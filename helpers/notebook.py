@@ -21,11 +21,16 @@ DROPPED_LINES = (
     "`Trainer(limit_",  # "`Trainer(limit_val_batches=1)` was configured so 1 batch will be used."
     "Seed set to",
     "Trainer already configured with model summary callbacks",  # the reader's own ModelSummary replaces it
+    "Initializing distributed:",  # each DDP process's rank, which the cell's own checks show
 )
 # Lightning's own logger, whose handler prints its info lines (it is the parent of the first logger below).
 LIGHTNING_LOGGER = "pytorch_lightning"
-# The loggers those lines go to: Lightning's, and that of `seed_everything` (Lightning Fabric's).
-LIGHTNING_INFO_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.seed")
+# The loggers those lines go to: Lightning's, and Lightning Fabric's for the seed and DDP's start.
+LIGHTNING_INFO_LOGGERS = (
+    "pytorch_lightning.utilities.rank_zero",
+    "lightning_fabric.utilities.seed",
+    "lightning_fabric.utilities.distributed",
+)
 # Lightning 2.6 still builds a pytree LeafSpec, which torch 2.14 deprecates; nothing a reader can fix.
 # The test suite ignores it too (the root conftest.py), through this pattern.
 LEAFSPEC_WARNING = r".*isinstance\(treespec, LeafSpec\)"

@@ -78,7 +78,7 @@ def test_quiet_lightning_drops_device_lines_tips_fit_reports_and_the_seed_line_o
     loud = list(lightning_messages)
     for start in DROPPED_LINES:
         # Not every Lightning version logs these (2.5.3, the lowest the series allows, gives no tip here).
-        if start not in ("TPU available:", "HPU available:", "💡 Tip:"):
+        if start not in ("TPU available:", "HPU available:", "💡 Tip:", "Initializing distributed:"):
             assert any(m.startswith(start) for m in loud), (start, loud)
 
     lightning_messages.clear()
