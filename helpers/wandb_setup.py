@@ -88,6 +88,14 @@ def offline_environment(folder: str | os.PathLike) -> dict[str, str]:
     }
 
 
+def offline_process_environment(folder: str | os.PathLike) -> dict[str, str]:
+    """The whole environment for a process of its own with W&B offline in `folder`: this process's variables
+    without any `WANDB_*` one (an API key, the mode, a parent's service), plus `offline_environment(folder)`.
+    """
+    inherited = {name: value for name, value in os.environ.items() if not name.startswith("WANDB_")}
+    return inherited | offline_environment(folder)
+
+
 def setup_wandb(silent: bool = True) -> str:
     """Decide W&B's mode, export it as `WANDB_MODE` and say in one line which mode and why.
 

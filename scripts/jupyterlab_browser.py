@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from helpers.wandb_setup import offline_environment
+from helpers.wandb_setup import offline_process_environment
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -106,9 +106,10 @@ class Lab:
 
 def _lab_environment(workdir: Path, python_path: Path | None) -> dict[str, str]:
     """The server's (and so its kernels') environment: Jupyter's and W&B's folders inside `workdir`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "JUPYTER"))}
+    env = {
+        k: v for k, v in offline_process_environment(workdir / "runs").items() if not k.startswith("JUPYTER")
+    }
     jupyter = workdir / ".jupyter"
-    wandb_home = workdir / "runs"
     env.update(
         JUPYTER_CONFIG_DIR=str(jupyter / "config"),
         JUPYTER_DATA_DIR=str(jupyter / "data"),
@@ -117,8 +118,6 @@ def _lab_environment(workdir: Path, python_path: Path | None) -> dict[str, str]:
         JUPYTERLAB_WORKSPACES_DIR=str(jupyter / "lab-workspaces"),
         IPYTHONDIR=str(jupyter / "ipython"),
     )
-    env.update(offline_environment(wandb_home))
-    env.pop("WANDB_API_KEY", None)
     if python_path is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(python_path), env.get("PYTHONPATH")]))
     return env

@@ -17,7 +17,7 @@ import pytest
 
 from helpers.data import RAW_FILES_MD5
 from helpers.paths import data_dir
-from helpers.wandb_setup import offline_environment
+from helpers.wandb_setup import offline_environment, offline_process_environment
 
 matplotlib.use("Agg")
 
@@ -38,8 +38,7 @@ def _run_offline(command: list[str], folder: Path) -> tuple[str, list]:
     """
     from helpers.tracking import find_runs, read_run
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    env.update(offline_environment(folder))
+    env = offline_process_environment(folder)
     result = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"the run failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     return result.stdout, [read_run(path) for path in find_runs(folder)]  # wherever under it W&B wrote

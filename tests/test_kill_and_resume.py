@@ -29,7 +29,7 @@ import pytest
 
 from helpers.resumable import BOOKKEEPING, PREEMPTED, logged_pairs
 from helpers.tracking import NoRunYetError, find_runs, read_run
-from helpers.wandb_setup import SERVICE_VARIABLE, offline_environment
+from helpers.wandb_setup import SERVICE_VARIABLE, offline_process_environment
 from tests.processes import command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,8 +57,7 @@ STOPS = [
 
 
 def _environment(folder: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    env.update(offline_environment(folder))
+    env = offline_process_environment(folder)
     env["PYTHONPATH"] = str(ROOT)
     env["OMP_NUM_THREADS"] = "1"  # batches of 32 small images: more threads only wait for each other
     return env

@@ -10,7 +10,7 @@ import wandb
 
 from helpers import tracking, wandb_setup
 from helpers.tracking import read_run
-from helpers.wandb_setup import offline_environment, setup_wandb
+from helpers.wandb_setup import offline_environment, offline_process_environment, setup_wandb
 from tests.processes import command
 
 
@@ -170,6 +170,15 @@ def test_offline_environment_keeps_every_folder_inside(tmp_path):
     assert env["WANDB_MODE"] == "offline" and env["WANDB_SILENT"] == "true"
     folders = [value for name, value in env.items() if name.endswith("_DIR")]
     assert len(folders) == 6 and all(Path(folder).is_relative_to(tmp_path) for folder in folders)
+
+
+def test_a_process_environment_drops_every_inherited_wandb_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_API_KEY", "a key of the parent's")
+    monkeypatch.setenv("WANDB_SERVICE", "3-1-unix-/a/parent/service.sock")
+    monkeypatch.setenv("SOMETHING_ELSE", "kept")
+    env = offline_process_environment(tmp_path)
+    assert "WANDB_API_KEY" not in env and "WANDB_SERVICE" not in env and env["SOMETHING_ELSE"] == "kept"
+    assert {name: env[name] for name in offline_environment(tmp_path)} == offline_environment(tmp_path)
 
 
 @pytest.mark.slow
