@@ -11,12 +11,17 @@ generic kernels, which no machine uses by default, so such a cell fails here too
 
 Run once: the browser test runs the training notebook (03) in JupyterLab and compares its checked cells'
 outputs with the stored ones, as nbval does; where that test runs, nbval's run of 03 is left out.
+
+Workers: under pytest-xdist (`-n`), each worker gets its share of the cores for its torch threads, and so do
+the notebook kernels and training processes it starts. With 2 workers of 2 threads each on 2 cores, the
+threads wait for each other: notebook 03 took 303 s instead of 28.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,12 +32,26 @@ from helpers.wandb_setup import SERVICE_VARIABLE
 OTHER_CPU_NOTEBOOK = "01_pytorch_training_loop.ipynb"
 OTHER_CPU = {"ATEN_CPU_CAPABILITY": "default"}
 BROWSER_RUN_TEST = "test_training_notebook_runs_in_the_browser"
+XDIST_WORKERS_VARIABLE = "PYTEST_XDIST_WORKER_COUNT"  # set by pytest-xdist in each of its workers
+THREADS_VARIABLE = "OMP_NUM_THREADS"
+
+
+def threads_per_worker(cores: int, workers: int) -> int:
+    """Each worker's share of the cores, at least one thread."""
+    return max(1, cores // workers)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Ignore in tests the Lightning deprecation warning that notebooks hide too (stated once, in helpers);
-    run the training notebook once."""
+    run the training notebook once; share the cores between xdist's workers."""
     config.addinivalue_line("filterwarnings", f"ignore:{LEAFSPEC_WARNING}:FutureWarning")
+    workers = os.environ.get(XDIST_WORKERS_VARIABLE)
+    if workers and THREADS_VARIABLE not in os.environ:  # a thread count set by hand is kept
+        threads = threads_per_worker(os.cpu_count() or 1, int(workers))
+        # Read by torch in this worker and by every process it starts (kernels, trainings).
+        os.environ[THREADS_VARIABLE] = str(threads)
+        if "torch" in sys.modules:  # imported already: tell it too
+            sys.modules["torch"].set_num_threads(threads)
     config.pluginmanager.register(TrainingNotebookRunOnce(), "training-notebook-run-once")
 
 
