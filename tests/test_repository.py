@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -21,6 +22,27 @@ def test_readme_gives_two_commands_and_ci_runs_the_test_command():
     assert "jupyter lab" in open_lab and "pytest" in run_tests
     ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     assert run_tests.strip() in ci_lines
+
+
+def test_ci_fails_when_the_install_fails(tmp_path):
+    """`.ci/run` ends with the failed command's status when the venv or the install fails (as on a full disk),
+    not with 0 and no test run: `set -e` does not stop inside the `&&` list before its last command."""
+    (tmp_path / ".ci").mkdir()
+    shutil.copy(ROOT / ".ci" / "run", tmp_path / ".ci" / "run")
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    fakes = {"python3.11": "echo 'No space left on device' >&2; exit 3", "chromium": "exit 0"}
+    for name, body in fakes.items():
+        (fake_bin / name).write_text(f"#!/bin/sh\n{body}\n")
+        (fake_bin / name).chmod(0o755)
+    result = subprocess.run(
+        ["bash", str(tmp_path / ".ci" / "run")],
+        env={"PATH": f"{fake_bin}:/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 3, (result.returncode, result.stdout, result.stderr)
 
 
 def test_no_dataset_or_run_files_are_tracked():
