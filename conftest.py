@@ -12,9 +12,11 @@ generic kernels, which no machine uses by default, so such a cell fails here too
 Run once: the browser test runs the training notebook (03) in JupyterLab and compares its checked cells'
 outputs with the stored ones, as nbval does; where that test runs, nbval's run of 03 is left out.
 
-Workers: under pytest-xdist (`-n`), each worker gets its share of the cores for its torch threads, and so do
-the notebook kernels and training processes it starts. With 2 workers of 2 threads each on 2 cores, the
-threads wait for each other: notebook 03 took 303 s instead of 28.
+Workers: `-n auto` starts one pytest-xdist worker more than the machine has cores, since each spends part of
+its time waiting (for JupyterLab to draw, for W&B's service, for a process to start): on 2 cores, 3 workers
+kept the CPUs 86% busy. Each worker gets its share of the cores for its torch threads, at least one, and so do
+the notebook kernels and training processes it starts: with 2 workers of 2 threads each on 2 cores, the
+threads waited for each other, and notebook 03 took 303 s instead of 28.
 """
 
 from __future__ import annotations
@@ -39,6 +41,12 @@ THREADS_VARIABLE = "OMP_NUM_THREADS"
 def threads_per_worker(cores: int, workers: int) -> int:
     """Each worker's share of the cores, at least one thread."""
     return max(1, cores // workers)
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: ignored where xdist is not installed
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """The number of workers `-n auto` starts: one more than the cores."""
+    return (os.cpu_count() or 1) + 1
 
 
 def pytest_configure(config: pytest.Config) -> None:

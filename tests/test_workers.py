@@ -1,4 +1,5 @@
-"""The README's test command runs test files on pytest-xdist's workers, each with its share of the cores."""
+"""The README's test command runs test files on pytest-xdist's workers (`-n auto`: one more than the cores),
+each with its share of the cores."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from tests.processes import FOLDER
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow  # starts a pytest with two workers, each importing torch
-def test_each_worker_and_the_processes_it_starts_get_a_share_of_the_cores(tmp_path):
+@pytest.mark.slow  # starts a pytest with workers, each importing torch
+def test_auto_starts_a_worker_more_than_the_cores_each_with_its_share_of_them(tmp_path):
     environment = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
     environment.pop("OMP_NUM_THREADS", None)  # as in a shell that never set it: the root conftest chooses
     environment["THREADS_REPORT"] = str(tmp_path)
@@ -26,7 +27,7 @@ def test_each_worker_and_the_processes_it_starts_get_a_share_of_the_cores(tmp_pa
             "-m",
             "pytest",
             "-n",
-            "2",
+            "auto",
             "-p",
             "no:cacheprovider",
             "-q",
@@ -41,6 +42,7 @@ def test_each_worker_and_the_processes_it_starts_get_a_share_of_the_cores(tmp_pa
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     reports = [json.loads(path.read_text()) for path in sorted(tmp_path.glob("*.json"))]
     assert len(reports) == 2, reports
-    share = max(1, (os.cpu_count() or 1) // 2)
+    workers = (os.cpu_count() or 1) + 1
+    share = max(1, (os.cpu_count() or 1) // workers)
     for report in reports:
-        assert report == {"workers": 2, "worker": share, "child": share}, report
+        assert report == {"workers": workers, "worker": share, "child": share}, report

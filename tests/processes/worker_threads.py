@@ -1,4 +1,4 @@
-"""Run by tests/test_workers.py under `pytest -n 2`: each worker reports the torch threads it and a child get.
+"""Run by tests/test_workers.py under `pytest -n auto`: each worker reports its torch threads and a child's.
 
 Each test writes `<worker>-<test>.json` into the folder named by `THREADS_REPORT`: the worker count xdist set,
 torch's threads in the worker, and those of a Python process the worker starts (as nbval starts a kernel).
@@ -18,7 +18,7 @@ import torch
 CHILD = "import torch; print(torch.get_num_threads())"
 
 
-@pytest.mark.parametrize("test", ["first", "second"])  # two tests: each of the two workers can take one
+@pytest.mark.parametrize("test", ["first", "second"])  # two tests, on one worker or two
 def test_report_threads(test: str) -> None:
     child = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, check=True)
     report = {
